@@ -1,0 +1,33 @@
+"""plugyard: plugins verified before import, ordered by their dependencies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._manager import PluginHandle, PluginManager
+from ._model import Dependency, FunctionPlugin, Plugin, PluginContext, PluginInfo, PluginState
+from ._registry import DEFAULT_GROUP, Registry, get_registry, register
+
+__all__ = [
+    "DEFAULT_GROUP",
+    "Dependency",
+    "FunctionPlugin",
+    "Plugin",
+    "PluginContext",
+    "PluginHandle",
+    "PluginInfo",
+    "PluginManager",
+    "PluginState",
+    "Registry",
+    "__version__",
+    "get_registry",
+    "register",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("plugyard")
+    raise AttributeError(f"module 'plugyard' has no attribute {name!r}")

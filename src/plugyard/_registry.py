@@ -1,0 +1,279 @@
+"""Registries and the ``register`` decorator."""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar, overload
+
+import attrs
+
+from ._model import DependsOn, PluginInfo, check_name, parse_depends_on, parse_version
+from .exceptions import DuplicatePluginError, InvalidPluginError, PluginNotFoundError
+
+T = TypeVar("T")
+
+#: The group decorated plugins land in when ``register`` names none.
+DEFAULT_GROUP = "plugyard.default"
+
+
+@attrs.frozen
+class _Entry:
+    info: PluginInfo
+    target: object
+
+
+def origin_of(obj: object) -> str:
+    """``module:qualname`` of a class or function, as errors and listings show it."""
+    module = getattr(obj, "__module__", None) or "?"
+    qualname = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+    return f"{module}:{qualname}"
+
+
+def info_for(
+    obj: object,
+    *,
+    group: str,
+    name: str | None,
+    version: str | None,
+    depends_on: DependsOn | None,
+    optional_depends_on: DependsOn | None,
+    distribution: str | None = None,
+) -> PluginInfo:
+    """Validate a plugin declaration and build its :class:`PluginInfo`.
+
+    Raises:
+        InvalidPluginError: the object is neither a class nor a callable, or a
+            name, version or dependency is invalid.
+    """
+    if not callable(obj):
+        raise InvalidPluginError(obj, "a plugin is a class or a function")
+    plugin_name = check_name(name if name is not None else getattr(obj, "__name__", None))
+    required = parse_depends_on(depends_on, plugin=plugin_name)
+    optional = parse_depends_on(optional_depends_on, plugin=plugin_name, optional=True)
+    both = {d.name for d in required} & {d.name for d in optional}
+    if both:
+        raise InvalidPluginError(
+            sorted(both), "named in both depends_on and optional_depends_on", plugin=plugin_name
+        )
+    if plugin_name in {d.name for d in required + optional}:
+        raise InvalidPluginError(plugin_name, "a plugin cannot depend on itself", plugin=plugin_name)
+    doc = obj.__doc__ if inspect.isclass(obj) or inspect.isroutine(obj) else None
+    return PluginInfo(
+        name=plugin_name,
+        group=check_name(group, what="group name"),
+        version=parse_version("0" if version is None else version, plugin=plugin_name),
+        depends_on=tuple(sorted(required + optional, key=lambda d: d.name)),
+        origin=origin_of(obj),
+        summary=(inspect.cleandoc(doc).partition("\n")[0] if doc else ""),
+        distribution=distribution,
+    )
+
+
+class Registry:
+    """The plugins of one group, as declared in code.
+
+    Framework authors embed one per extension point; app developers decorate
+    with :meth:`register`. Registering validates the declaration and stores
+    it: nothing is instantiated or run until a :class:`PluginManager` loads it.
+    Registries are safe to use from several threads.
+
+    Args:
+        group: The namespace, e.g. ``"myapp.exporters"``; also the entry-point
+            group a manager searches for this registry's installed plugins.
+    """
+
+    __module__ = "plugyard"
+
+    def __init__(self, group: str) -> None:
+        self.group = check_name(group, what="group name")
+        self._lock = threading.Lock()
+        # Replaced whole on every change, so readers need no lock.
+        self._entries: dict[str, _Entry] = {}
+
+    def __repr__(self) -> str:
+        return f"<Registry {self.group!r}: {len(self._entries)} plugins>"
+
+    @overload
+    def register(self, obj: T, /) -> T: ...
+
+    @overload
+    def register(
+        self,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        depends_on: DependsOn | None = None,
+        optional_depends_on: DependsOn | None = None,
+        replace: bool = False,
+    ) -> Callable[[T], T]: ...
+
+    def register(
+        self,
+        obj: Any = None,
+        /,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        depends_on: DependsOn | None = None,
+        optional_depends_on: DependsOn | None = None,
+        replace: bool = False,
+    ) -> Any:
+        """Register a class or function; usable as ``@register`` or ``@register(...)``.
+
+        A class is instantiated without arguments when the plugin loads; a
+        function becomes a plugin whose ``execute`` is the function. The
+        object is returned unchanged.
+
+        Args:
+            obj: The class or function, when used without parentheses.
+            name: The plugin's name; defaults to the object's ``__name__``.
+            version: A PEP 440 version; defaults to ``"0"``.
+            depends_on: Required dependencies: ``{"name": ">=1,<2"}`` or
+                ``["name>=1,<2", "other"]``.
+            optional_depends_on: Dependencies that, when present, are set up
+                first and must be in range; absent ones are fine.
+            replace: Replace a plugin already registered under this name.
+                Registering again from the same ``module:qualname`` (a
+                re-imported module) always replaces.
+
+        Raises:
+            InvalidPluginError: a name, version or dependency is invalid.
+            DuplicatePluginError: the name is taken and ``replace`` is false.
+        """
+
+        def decorate(target: T) -> T:
+            info = info_for(
+                target,
+                group=self.group,
+                name=name,
+                version=version,
+                depends_on=depends_on,
+                optional_depends_on=optional_depends_on,
+            )
+            self._add(_Entry(info, target), replace=replace)
+            return target
+
+        if obj is None:
+            return decorate
+        return decorate(obj)
+
+    def _add(self, entry: _Entry, *, replace: bool) -> None:
+        name = entry.info.name
+        with self._lock:
+            old = self._entries.get(name)
+            if old is not None and not replace and old.info.origin != entry.info.origin:
+                raise DuplicatePluginError(name, self.group, old.info.origin, entry.info.origin)
+            self._entries = {**self._entries, name: entry}
+
+    def unregister(self, name: str) -> None:
+        """Remove a plugin; managers that loaded it keep their instance.
+
+        Raises:
+            PluginNotFoundError: nothing is registered under ``name``.
+        """
+        with self._lock:
+            if name not in self._entries:
+                raise PluginNotFoundError(name, self.group)
+            self._entries = {k: v for k, v in self._entries.items() if k != name}
+
+    def info(self, name: str) -> PluginInfo:
+        """The :class:`PluginInfo` registered under ``name``.
+
+        Raises:
+            PluginNotFoundError: nothing is registered under ``name``.
+        """
+        return self._entry(name).info
+
+    def target(self, name: str) -> object:
+        """The class or function registered under ``name``.
+
+        Raises:
+            PluginNotFoundError: nothing is registered under ``name``.
+        """
+        return self._entry(name).target
+
+    def find(self, obj: object) -> PluginInfo | None:
+        """The info of the plugin whose class or function is ``obj``, if registered."""
+        for entry in self._entries.values():
+            if entry.target is obj:
+                return entry.info
+        return None
+
+    def _entry(self, name: str) -> _Entry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise PluginNotFoundError(name, self.group) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[PluginInfo]:
+        """Iterate the registered plugins' infos, sorted by name."""
+        entries = self._entries
+        return iter([entries[k].info for k in sorted(entries)])
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_defaults: dict[str, Registry] = {}
+_defaults_lock = threading.Lock()
+
+
+def get_registry(group: str = DEFAULT_GROUP) -> Registry:
+    """Return the process-wide registry of ``group``, creating it on first use.
+
+    This is where the module-level :func:`register` puts plugins, and what a
+    :class:`PluginManager` built with ``group=`` reads.
+    """
+    registry = _defaults.get(group)
+    if registry is None:
+        with _defaults_lock:
+            registry = _defaults.setdefault(group, Registry(group))
+    return registry
+
+
+@overload
+def register(obj: T, /) -> T: ...
+
+
+@overload
+def register(
+    *,
+    group: str = DEFAULT_GROUP,
+    name: str | None = None,
+    version: str | None = None,
+    depends_on: DependsOn | None = None,
+    optional_depends_on: DependsOn | None = None,
+    replace: bool = False,
+) -> Callable[[T], T]: ...
+
+
+def register(
+    obj: Any = None,
+    /,
+    *,
+    group: str = DEFAULT_GROUP,
+    name: str | None = None,
+    version: str | None = None,
+    depends_on: DependsOn | None = None,
+    optional_depends_on: DependsOn | None = None,
+    replace: bool = False,
+) -> Any:
+    """Register a class or function in the process-wide registry of ``group``.
+
+    The same as ``get_registry(group).register(...)``; see
+    :meth:`Registry.register` for the arguments. Works as ``@register``,
+    ``@register()`` and ``@register(name=..., version=..., ...)``.
+    """
+    return get_registry(group).register(
+        obj,
+        name=name,
+        version=version,
+        depends_on=depends_on,
+        optional_depends_on=optional_depends_on,
+        replace=replace,
+    )

@@ -1,0 +1,238 @@
+"""Every error and warning plugyard raises.
+
+The tree::
+
+    PluginError
+    ├── InvalidPluginError (also ValueError)   bad name, version, specifier or object
+    ├── DuplicatePluginError                   one name registered twice in a group
+    ├── PluginNotFoundError (also LookupError) no plugin of that name in the group
+    ├── PluginStateError (also RuntimeError)   the operation does not fit the plugin's state
+    │   ├── PluginNotActiveError               using a plugin that is failed or unloaded
+    │   └── DependentsActiveError              unloading a plugin others still depend on
+    ├── PluginSetupError                       the plugin's own setup() raised
+    └── DependencyError                        the plugin's dependencies cannot be met
+        ├── MissingDependencyError             a required dependency does not exist
+        ├── DependencyVersionError             a dependency's version is outside the range
+        ├── DependencyCycleError               plugins that depend on each other in a ring
+        └── DependencyFailedError              a dependency exists but failed itself
+
+    PluginWarning (also UserWarning)
+
+Every exception carries the data its message is made from (``plugin``,
+``dependency``, ``cycle``...), so callers never parse messages. Where a plugin
+failed because of another exception, that exception is chained as
+``__cause__``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "DependencyCycleError",
+    "DependencyError",
+    "DependencyFailedError",
+    "DependencyVersionError",
+    "DependentsActiveError",
+    "DuplicatePluginError",
+    "InvalidPluginError",
+    "MissingDependencyError",
+    "PluginError",
+    "PluginNotActiveError",
+    "PluginNotFoundError",
+    "PluginSetupError",
+    "PluginStateError",
+    "PluginWarning",
+]
+
+
+class PluginError(Exception):
+    """Base class of every plugyard error.
+
+    Attributes:
+        plugin: The name of the plugin the error is about, or ``None`` where it
+            concerns no single plugin.
+    """
+
+    plugin: str | None
+
+    def __init__(self, message: str, *, plugin: str | None = None) -> None:
+        super().__init__(message)
+        self.plugin = plugin
+
+
+class PluginWarning(UserWarning):
+    """Base class of every warning plugyard emits."""
+
+
+class InvalidPluginError(PluginError, ValueError):
+    """A plugin's name, version, dependency specifier or object is not valid.
+
+    Attributes:
+        value: The offending value, as given.
+        reason: Why it was refused.
+    """
+
+    def __init__(self, value: object, reason: str, *, plugin: str | None = None) -> None:
+        where = f"plugin {plugin!r}: " if plugin else ""
+        super().__init__(f"{where}invalid value {value!r}: {reason}", plugin=plugin)
+        self.value = value
+        self.reason = reason
+
+
+class DuplicatePluginError(PluginError):
+    """Two plugins were registered under one name in one group.
+
+    Attributes:
+        group: The group both were registered in.
+        existing: Where the plugin already registered comes from.
+        new: Where the second registration comes from.
+    """
+
+    def __init__(self, plugin: str, group: str, existing: str, new: str) -> None:
+        super().__init__(
+            f"plugin {plugin!r} is already registered in group {group!r} by {existing}; "
+            f"{new} registers it again. Rename one of them, or pass replace=True "
+            "to replace the first on purpose.",
+            plugin=plugin,
+        )
+        self.group = group
+        self.existing = existing
+        self.new = new
+
+
+class PluginNotFoundError(PluginError, LookupError):
+    """No plugin of that name exists in the group.
+
+    Attributes:
+        group: The group that was searched.
+    """
+
+    def __init__(self, plugin: str, group: str) -> None:
+        super().__init__(f"no plugin named {plugin!r} in group {group!r}", plugin=plugin)
+        self.group = group
+
+    def __str__(self) -> str:
+        # LookupError's str() would quote the message again.
+        return str(self.args[0])
+
+
+class PluginStateError(PluginError, RuntimeError):
+    """The operation does not fit the state the plugin is in.
+
+    Attributes:
+        state: The plugin's state when the operation was refused.
+    """
+
+    def __init__(self, message: str, *, plugin: str, state: str) -> None:
+        super().__init__(message, plugin=plugin)
+        self.state = state
+
+
+class PluginNotActiveError(PluginStateError):
+    """A failed or unloaded plugin was asked to run.
+
+    The error that failed the plugin, if any, is chained as ``__cause__``.
+    """
+
+
+class DependentsActiveError(PluginStateError):
+    """A plugin was to be unloaded while active plugins still depend on it.
+
+    Attributes:
+        dependents: The active dependents, in the order they would be torn down.
+    """
+
+    def __init__(self, plugin: str, dependents: Sequence[str]) -> None:
+        names = ", ".join(dependents)
+        super().__init__(
+            f"cannot unload {plugin!r}: active plugins depend on it ({names}). "
+            "Unload them first, or pass cascade=True to tear them down too.",
+            plugin=plugin,
+            state="active",
+        )
+        self.dependents = tuple(dependents)
+
+
+class PluginSetupError(PluginError):
+    """The plugin's ``setup()`` raised; the original exception is ``__cause__``."""
+
+    def __init__(self, plugin: str, cause: BaseException) -> None:
+        super().__init__(
+            f"plugin {plugin!r} failed in setup(): {type(cause).__name__}: {cause}",
+            plugin=plugin,
+        )
+
+
+class DependencyError(PluginError):
+    """A plugin's declared dependencies cannot be met."""
+
+
+class MissingDependencyError(DependencyError):
+    """A required dependency is not registered or installed.
+
+    Attributes:
+        missing: The name of the dependency that does not exist.
+    """
+
+    def __init__(self, plugin: str, missing: str) -> None:
+        super().__init__(
+            f"plugin {plugin!r} depends on {missing!r}, which is not registered. "
+            f"Install or register {missing!r}, or drop it from depends_on.",
+            plugin=plugin,
+        )
+        self.missing = missing
+
+
+class DependencyVersionError(DependencyError):
+    """A dependency exists but its version is outside the declared range.
+
+    Attributes:
+        dependency: The dependency's name.
+        wanted: The specifier the plugin declared, e.g. ``">=1.0,<2"``.
+        found: The version that is registered.
+    """
+
+    def __init__(self, plugin: str, dependency: str, wanted: str, found: str) -> None:
+        super().__init__(
+            f"plugin {plugin!r} needs {dependency!r} {wanted}, but version {found} "
+            "is registered. Install a matching version or widen the range.",
+            plugin=plugin,
+        )
+        self.dependency = dependency
+        self.wanted = wanted
+        self.found = found
+
+
+class DependencyCycleError(DependencyError):
+    """Plugins depend on each other in a ring.
+
+    Attributes:
+        cycle: The plugins in dependency order, the first repeated at the end:
+            ``["a", "b", "c", "a"]`` means a depends on b, b on c, c on a.
+    """
+
+    def __init__(self, cycle: Sequence[str], *, plugin: str | None = None) -> None:
+        ring = " -> ".join(cycle)
+        who = f"plugin {plugin!r} is on or behind" if plugin else "found"
+        super().__init__(
+            f"{who} a dependency cycle: {ring}. Break the ring by removing one of "
+            "these dependencies.",
+            plugin=plugin,
+        )
+        self.cycle = list(cycle)
+
+
+class DependencyFailedError(DependencyError):
+    """A dependency exists but failed; its own error is ``__cause__``.
+
+    Attributes:
+        dependency: The name of the failed dependency.
+    """
+
+    def __init__(self, plugin: str, dependency: str) -> None:
+        super().__init__(
+            f"plugin {plugin!r} cannot start because its dependency {dependency!r} failed",
+            plugin=plugin,
+        )
+        self.dependency = dependency
