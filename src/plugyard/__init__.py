@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._manager import PluginHandle, PluginManager
+from ._discovery import EntryPoint
+from ._manager import Candidate, PluginHandle, PluginManager
 from ._model import Dependency, FunctionPlugin, Plugin, PluginContext, PluginInfo, PluginState
 from ._registry import DEFAULT_GROUP, Registry, get_registry, register
 
 __all__ = [
+    "Candidate",
     "DEFAULT_GROUP",
     "Dependency",
+    "EntryPoint",
     "FunctionPlugin",
     "Plugin",
     "PluginContext",

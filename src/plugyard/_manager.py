@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any, cast
 
-from . import _resolve
-from ._model import FunctionPlugin, PluginContext, PluginInfo, PluginState
-from ._registry import Registry, get_registry
+import attrs
+from packaging.version import InvalidVersion, Version
+
+from . import _discovery, _resolve
+from ._discovery import EntryPoint
+from ._model import FunctionPlugin, PluginContext, PluginInfo, PluginState, check_name
+from ._registry import Registry, get_registry, info_for
 from .exceptions import (
     DependencyFailedError,
     DependentsActiveError,
+    InvalidPluginError,
+    PluginConflictError,
     PluginError,
+    PluginLoadError,
     PluginNotActiveError,
     PluginNotFoundError,
     PluginSetupError,
@@ -74,15 +82,64 @@ class PluginHandle:
         return f"<PluginHandle {self.name!r} {self.state}>"
 
 
+@attrs.frozen
+class Candidate:
+    """A plugin as listed, before anything of it is imported.
+
+    Attributes:
+        name: The plugin's name (for a module entry point, the entry point's).
+        group: Its group.
+        version: Its version (an installed plugin's is its distribution's).
+        distribution: The installed distribution providing it, or ``None``
+            for a plugin registered in code.
+        value: The entry point's value (``module:object`` or ``module``), or
+            the ``module:qualname`` of a plugin registered in code.
+        kind: ``"entry point"`` (a class or function), ``"module"`` (an entry
+            point whose import registers plugins) or ``"registered"`` (in code).
+        state: Its state in the manager.
+    """
+
+    __module__ = "plugyard"
+
+    name: str
+    group: str
+    version: str
+    distribution: str | None
+    value: str
+    kind: str
+    state: PluginState
+
+
 class _Record:
     """The manager's mutable entry for one plugin, changed only under its lock."""
 
-    __slots__ = ("error", "handle", "info", "instance", "state", "target")
+    __slots__ = (
+        "entry_point",
+        "error",
+        "handle",
+        "imported",
+        "info",
+        "instance",
+        "provider",
+        "state",
+        "target",
+    )
 
-    def __init__(self, info: PluginInfo, target: object, handle: PluginHandle) -> None:
+    def __init__(
+        self,
+        info: PluginInfo,
+        target: object,
+        handle: PluginHandle,
+        entry_point: EntryPoint | None = None,
+    ) -> None:
         self.info = info
         self.target = target
         self.handle = handle
+        self.entry_point = entry_point
+        # False until the entry point's object is imported and checked.
+        self.imported = entry_point is None
+        # A module entry point that failed to import: listed, never started.
+        self.provider = False
         self.state = PluginState.DISCOVERED
         self.instance: Any = None
         self.error: BaseException | None = None
@@ -115,10 +172,20 @@ class PluginManager:
     (load, unload, shutdown) are serialized. A manager is a context manager
     that shuts down on exit.
 
+    Plugins come from two sources in one namespace: the registry (plugins
+    registered in code) and the entry points of the installed distributions
+    in the group. An entry point names a class or function (the entry
+    point's name is the plugin's name) or a module whose import registers
+    plugins with :func:`register`. Listing (:meth:`candidates`,
+    :meth:`states`) imports nothing.
+
     Args:
         registry: The registry to load from; by default the process-wide
             registry of ``group``.
         group: The group, when no registry is given.
+        entry_points: Whether to find installed plugins through the entry
+            points of the group.
+        path: Where to look for installed distributions; ``sys.path`` by default.
 
     Raises:
         ValueError: neither ``registry`` nor ``group`` is given, or both are
@@ -127,7 +194,14 @@ class PluginManager:
 
     __module__ = "plugyard"
 
-    def __init__(self, registry: Registry | None = None, *, group: str | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        *,
+        group: str | None = None,
+        entry_points: bool = True,
+        path: Sequence[str] | None = None,
+    ) -> None:
         if registry is None:
             if group is None:
                 raise ValueError("PluginManager needs a registry or a group")
@@ -142,6 +216,15 @@ class PluginManager:
         self._handles: dict[str, PluginHandle] = {}
         # Active plugins in the order they were set up; torn down in reverse.
         self._started: list[str] = []
+        self._use_entry_points = entry_points
+        self._path = None if path is None else list(path)
+        self._entry_points: list[EntryPoint] | None = None
+        # Module entry points not imported yet, and the entry point that
+        # registered each plugin found by importing one.
+        self._providers: list[EntryPoint] = []
+        self._provided: dict[str, EntryPoint] = {}
+        # Handles of records a rescan dropped, given back if the name returns.
+        self._spare_handles: dict[str, PluginHandle] = {}
 
     def __repr__(self) -> str:
         return f"<PluginManager {self.group!r}: {len(self._records)} plugins>"
@@ -215,7 +298,9 @@ class PluginManager:
             The state of every plugin, as :meth:`states` would.
         """
         with self._lock:
-            self._sync()
+            self._sync()  # so that plugins registered since are started too
+            if self._providers:
+                self._import_providers()
             self._start([n for n, r in self._records.items() if r.state is not PluginState.ACTIVE])
             return self.states()
 
@@ -269,6 +354,57 @@ class PluginManager:
                 if record.state is PluginState.FAILED and record.error is not None
             }
 
+    def candidates(self) -> list[Candidate]:
+        """Every plugin known, installed or registered, sorted by name; imports nothing.
+
+        Module entry points not imported yet are listed under their entry
+        point's name with ``kind="module"``: the plugins they register appear
+        once they are imported (by :meth:`load_all`, or by asking for a
+        plugin by a name not otherwise known).
+        """
+        with self._lock:
+            self._sync()
+            listed = [_candidate(record) for record in self._records.values()]
+            listed += [
+                Candidate(
+                    name=ep.name,
+                    group=self.group,
+                    version=ep.version,
+                    distribution=ep.distribution,
+                    value=ep.value,
+                    kind="module",
+                    state=PluginState.DISCOVERED,
+                )
+                for ep in self._providers
+            ]
+            return sorted(listed, key=lambda c: (c.name, c.kind))
+
+    def rescan(self) -> list[str]:
+        """Find distributions installed or removed since the manager looked last.
+
+        Active plugins are left as they are. Installed plugins that are not
+        active are forgotten and found again, so a failed import is retried.
+
+        Returns:
+            The names of plugins and module entry points that are new.
+        """
+        with self._lock:
+            importlib.invalidate_caches()
+            before = {c.name for c in self.candidates()}
+            for name, record in list(self._records.items()):
+                if record.entry_point is not None and record.state in (
+                    PluginState.DISCOVERED,
+                    PluginState.FAILED,
+                    PluginState.UNLOADED,
+                ):
+                    del self._records[name]
+                    self._spare_handles[name] = record.handle
+            self._providers = []
+            self._entry_points = None
+            self._sync()
+            self._handles = {name: r.handle for name, r in self._records.items()}
+            return sorted({c.name for c in self.candidates()} - before)
+
     def info(self, name: str) -> PluginInfo:
         """The :class:`PluginInfo` of plugin ``name``.
 
@@ -281,17 +417,24 @@ class PluginManager:
     # -- internals (call with the lock held) -------------------------------
 
     def _sync(self) -> None:
-        """Bring the records in line with the registry."""
-        registry = self.registry
+        """Bring the records in line with the installed entry points and the registry."""
         added = False
+        if self._entry_points is None and self._use_entry_points:
+            added = self._add_entry_points(_discovery.entry_points(self.group, self._path))
+        registry = self.registry
         for info in registry:
             record = self._records.get(info.name)
             if record is None:
-                handle = PluginHandle(self, info.name)
-                record = _Record(info, registry.target(info.name), handle)
+                target = registry.target(info.name)
+                record = _Record(info, target, self._new_handle(info.name))
                 self._records[info.name] = record
+                provider = self._provided.get(info.name)
+                if provider is not None:
+                    self._bind(record, target, info, provider)
                 self._set_call(record)
                 added = True
+            elif record.entry_point is not None or info.name in self._provided:
+                continue  # an installed plugin: reconciled when it is imported
             elif record.state is not PluginState.ACTIVE and record.info is not info:
                 # Re-registered (replace=True or a re-imported module): use the new one.
                 record.info = info
@@ -299,10 +442,142 @@ class PluginManager:
         if added:
             self._handles = {name: r.handle for name, r in self._records.items()}
 
+    def _add_entry_points(self, found: list[EntryPoint]) -> bool:
+        """Add records for entry points not known yet; return whether any was added."""
+        self._entry_points = found
+        by_name: dict[str, list[EntryPoint]] = {}
+        for ep in found:
+            if ep.attr is None:
+                if ep not in self._providers and ep not in self._provided.values():
+                    self._providers.append(ep)
+            else:
+                by_name.setdefault(ep.name, []).append(ep)
+        added = False
+        for name, eps in by_name.items():
+            if name in self._records:
+                continue
+            ep = eps[0]
+            try:
+                version = Version(ep.version)
+            except InvalidVersion:
+                version = Version("0")
+            info = PluginInfo(
+                name=name,
+                group=self.group,
+                version=version,
+                origin=ep.value,
+                distribution=ep.distribution,
+            )
+            record = _Record(info, None, self._new_handle(name), ep)
+            self._records[name] = record
+            added = True
+            error: PluginError | None = None
+            dists = sorted({f"{e.distribution} {e.version}" for e in eps})
+            if len(dists) > 1:
+                error = PluginConflictError(name, self.group, dists)
+            else:
+                try:
+                    check_name(name)
+                    Version(ep.version)
+                except (InvalidPluginError, InvalidVersion) as exc:
+                    error = _load_error(ep, str(exc))
+            if error is not None:
+                record.imported = True
+                self._fail(record, error)
+            else:
+                self._set_call(record)
+        return added
+
+    def _import_providers(self) -> None:
+        """Import the module entry points, whose import registers plugins."""
+        pending, self._providers = self._providers, []
+        for ep in pending:
+            before = dict(self.registry._entries)
+            try:
+                importlib.import_module(ep.module)
+            except Exception as exc:
+                error = _load_error(ep, f"{type(exc).__name__}: {exc}")
+                error.__cause__ = exc
+                record = _Record(
+                    PluginInfo(ep.name, self.group, Version("0"), origin=ep.value),
+                    None,
+                    self._new_handle(ep.name),
+                    ep,
+                )
+                record.imported = record.provider = True
+                self._records.setdefault(ep.name, record)
+                self._fail(self._records[ep.name], error)
+                log.warning("%s", error)
+                continue
+            for name, entry in self.registry._entries.items():
+                if before.get(name) is not entry:
+                    self._provided[name] = ep
+        self._sync()
+
+    def _materialize(self, record: _Record) -> bool:
+        """Import an entry point's object and learn its dependencies; False if it failed."""
+        ep = record.entry_point
+        if record.imported or ep is None:
+            return record.target is not None
+        try:
+            target = _import_object(ep)
+        except PluginLoadError as error:
+            record.imported = True
+            self._fail(record, error)
+            log.warning("%s", error)
+            return False
+        record.imported = True
+        registered = self.registry.find(target)
+        name = record.info.name
+        try:
+            if name in self.registry and self.registry.target(name) is not target:
+                raise PluginConflictError(
+                    name,
+                    self.group,
+                    [f"{ep.distribution} {ep.version}", self.registry.info(name).origin],
+                )
+            if registered is None:
+                registered = info_for(
+                    target,
+                    group=self.group,
+                    name=name,
+                    version=None,
+                    depends_on=None,
+                    optional_depends_on=None,
+                )
+            elif registered.name != name:
+                raise _load_error(
+                    ep,
+                    f"the object is registered as {registered.name!r}; an entry point's "
+                    "name must be the plugin's name",
+                )
+            self._bind(record, target, registered, ep)
+        except PluginError as error:
+            self._fail(record, error)
+            return False
+        return True
+
+    def _bind(self, record: _Record, target: object, info: PluginInfo, ep: EntryPoint) -> None:
+        """Make ``info`` the record's, with the distribution's name and version."""
+        version = Version(ep.version)
+        if info.version != Version("0") and info.version != version:
+            raise _load_error(
+                ep,
+                f"the plugin declares version {info.version}, but its distribution is "
+                f"{ep.distribution} {ep.version}; drop version= from register()",
+            )
+        record.info = attrs.evolve(info, version=version, distribution=ep.distribution)
+        record.target = target
+
+    def _new_handle(self, name: str) -> PluginHandle:
+        return self._spare_handles.pop(name, None) or PluginHandle(self, name)
+
     def _record(self, name: str) -> _Record:
         record = self._records.get(name)
         if record is None:
             self._sync()
+            if name not in self._records and self._providers:
+                self._import_providers()
             record = self._records.get(name)
             if record is None:
                 raise PluginNotFoundError(name, self.group)
@@ -343,24 +618,37 @@ class PluginManager:
             record.handle.execute = refuse
 
     def _closure(self, names: Iterable[str]) -> set[str]:
-        """``names`` and every dependency they reach that is not active."""
+        """``names`` and every dependency they reach that is not active, imported."""
         seen: set[str] = set()
         stack = list(names)
         while stack:
             name = stack.pop()
+            if name not in self._records and self._providers:
+                self._import_providers()
             record = self._records.get(name)
             if name in seen or record is None or record.state is PluginState.ACTIVE:
                 continue
             seen.add(name)
-            stack.extend(dep.name for dep in record.info.depends_on)
+            if record.provider:
+                continue
+            if self._materialize(record):
+                stack.extend(dep.name for dep in record.info.depends_on)
         return seen
 
     def _start(self, names: Iterable[str]) -> None:
-        todo = self._closure(names)
+        self._sync()
         records = self._records
+        # A record without a target never starts: its import failed, or it
+        # conflicts; it stays failed and fails its dependents.
+        todo = {name for name in self._closure(names) if records[name].target is not None}
         plan = _resolve.plan(
             {name: records[name].info for name in todo},
-            {name: record.info for name, record in records.items()},
+            {name: record.info for name, record in records.items() if not record.provider},
+            {
+                name: record.error
+                for name, record in records.items()
+                if name not in todo and record.state is PluginState.FAILED and record.error
+            },
         )
         for name, error in plan.failures.items():
             self._fail(records[name], error)
@@ -391,11 +679,11 @@ class PluginManager:
             if setup is not None:
                 setup(PluginContext(info, MappingProxyType(deps), _EMPTY))
         except Exception as exc:
-            error = PluginSetupError(info.name, exc)
-            error.__cause__ = exc
+            failure = PluginSetupError(info.name, exc)
+            failure.__cause__ = exc
             record.instance = None
-            self._fail(record, error)
-            log.warning("%s", error)
+            self._fail(record, failure)
+            log.warning("%s", failure)
             return
         record.state = PluginState.ACTIVE
         record.error = None
@@ -433,6 +721,43 @@ class PluginManager:
             }
             found |= frontier
         return found
+
+
+def _candidate(record: _Record) -> Candidate:
+    info, ep = record.info, record.entry_point
+    if ep is not None:
+        kind, value = ("module" if record.provider else "entry point"), ep.value
+    else:
+        kind, value = "registered", info.origin
+    return Candidate(
+        name=info.name,
+        group=info.group,
+        version=str(info.version),
+        distribution=info.distribution,
+        value=value,
+        kind=kind,
+        state=record.state,
+    )
+
+
+def _load_error(ep: EntryPoint, reason: str) -> PluginLoadError:
+    return PluginLoadError(
+        ep.name, f"{ep.name} = {ep.value}", f"{ep.distribution} {ep.version}", reason
+    )
+
+
+def _import_object(ep: EntryPoint) -> object:
+    """Import what an entry point names, wrapping every failure in PluginLoadError."""
+    try:
+        obj: object = importlib.import_module(ep.module)
+        for part in (ep.attr or "").split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:
+        error = _load_error(ep, f"{type(exc).__name__}: {exc}")
+        raise error from exc
+    if not callable(obj):
+        raise _load_error(ep, f"it names a {type(obj).__name__}, not a class or function")
+    return obj
 
 
 def _no_execute(name: str) -> Callable[..., Any]:

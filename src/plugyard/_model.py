@@ -192,6 +192,8 @@ class Plugin:
     works, and so does a function. Every method is optional.
     """
 
+    __module__ = "plugyard"
+
     def setup(self, ctx: PluginContext) -> None:
         """Prepare the plugin; runs after every dependency is active."""
 

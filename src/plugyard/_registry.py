@@ -101,6 +101,8 @@ class Registry:
     @overload
     def register(
         self,
+        obj: None = None,
+        /,
         *,
         name: str | None = None,
         version: str | None = None,
@@ -242,6 +244,8 @@ def register(obj: T, /) -> T: ...
 
 @overload
 def register(
+    obj: None = None,
+    /,
     *,
     group: str = DEFAULT_GROUP,
     name: str | None = None,
@@ -269,8 +273,10 @@ def register(
     :meth:`Registry.register` for the arguments. Works as ``@register``,
     ``@register()`` and ``@register(name=..., version=..., ...)``.
     """
-    return get_registry(group).register(
-        obj,
+    registry = get_registry(group)
+    if obj is not None:
+        return registry.register(obj)
+    return registry.register(
         name=name,
         version=version,
         depends_on=depends_on,

@@ -9,6 +9,8 @@ The tree::
     ├── PluginStateError (also RuntimeError)   the operation does not fit the plugin's state
     │   ├── PluginNotActiveError               using a plugin that is failed or unloaded
     │   └── DependentsActiveError              unloading a plugin others still depend on
+    ├── PluginLoadError (also ImportError)     an entry point could not be imported
+    ├── PluginConflictError                    two distributions provide one plugin name
     ├── PluginSetupError                       the plugin's own setup() raised
     └── DependencyError                        the plugin's dependencies cannot be met
         ├── MissingDependencyError             a required dependency does not exist
@@ -37,7 +39,9 @@ __all__ = [
     "DuplicatePluginError",
     "InvalidPluginError",
     "MissingDependencyError",
+    "PluginConflictError",
     "PluginError",
+    "PluginLoadError",
     "PluginNotActiveError",
     "PluginNotFoundError",
     "PluginSetupError",
@@ -152,6 +156,47 @@ class DependentsActiveError(PluginStateError):
             state="active",
         )
         self.dependents = tuple(dependents)
+
+
+class PluginLoadError(PluginError, ImportError):
+    """An entry point's module could not be imported, or named the wrong kind of object.
+
+    The original exception, if any, is ``__cause__``.
+
+    Attributes:
+        entry_point: The entry point, as ``name = value``.
+        distribution: The distribution that declares it, as ``name version``.
+        reason: What went wrong.
+    """
+
+    def __init__(self, plugin: str, entry_point: str, distribution: str, reason: str) -> None:
+        PluginError.__init__(
+            self,
+            f"plugin {plugin!r}: entry point '{entry_point}' of {distribution} failed to "
+            f"load: {reason}",
+            plugin=plugin,
+        )
+        self.entry_point = entry_point
+        self.distribution = distribution
+        self.reason = reason
+
+
+class PluginConflictError(PluginError):
+    """One plugin name is provided twice: by two distributions, or by a distribution
+    and a plugin registered in code.
+
+    Attributes:
+        providers: Each provider: ``"<distribution> <version>"`` or a ``module:qualname``.
+    """
+
+    def __init__(self, plugin: str, group: str, providers: Sequence[str]) -> None:
+        listed = " and ".join(providers)
+        super().__init__(
+            f"plugin {plugin!r} in group {group!r} is provided by {listed}; plugyard does "
+            "not pick one. Uninstall or rename one of them.",
+            plugin=plugin,
+        )
+        self.providers = tuple(providers)
 
 
 class PluginSetupError(PluginError):

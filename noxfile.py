@@ -1,0 +1,53 @@
+"""Development sessions: tests, lint, typecheck, docs, demo and benchmarks."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
+nox.options.error_on_missing_interpreters = True
+
+PYTHON = "3.11"
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the whole test suite, slow integration tests included, with coverage."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "--cov=plugyard",
+        "--cov-report=term",
+        "--cov-fail-under=85",
+        *session.posargs,
+    )
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Check style and formatting with ruff."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """Type-check src, tests and this file with mypy in strict mode."""
+    session.install("-e", ".[test]", "mypy", "nox")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation; any warning fails the build."""
+    session.install("-e", ".[docs]")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """Show plugins discovered, ordered and run."""
+    session.install("-e", ".")
+    session.run("python", "examples/demo.py")

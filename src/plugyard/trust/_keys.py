@@ -1,0 +1,325 @@
+"""Ed25519 keys, their ids, and the keyring a verifier trusts."""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Union
+
+import attrs
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from packaging.utils import canonicalize_name
+
+from ._problems import InvalidKeyError
+
+StrPath = Union[str, "os.PathLike[str]"]
+
+#: The file beside ``<name>.pem`` that limits a key to some distributions.
+SCOPE_SUFFIX = ".scope"
+
+
+def key_id(key: Ed25519PublicKey | Ed25519PrivateKey) -> str:
+    """The id of a key: the hex SHA-256 of its raw 32-byte public key.
+
+    Verifiers compute it from keys they trust; the id written in a signature
+    is only a hint for which key to try first.
+    """
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _passphrase_bytes(passphrase: str | bytes | None) -> bytes | None:
+    if isinstance(passphrase, str):
+        return passphrase.encode("utf-8")
+    return passphrase
+
+
+def generate_key(
+    out_dir: StrPath, name: str = "plugyard", *, passphrase: str | bytes | None = None
+) -> tuple[Path, Path]:
+    """Create an Ed25519 key pair as ``<name>.pem`` and ``<name>.pub.pem`` in ``out_dir``.
+
+    The private key is PKCS #8 PEM, readable by its owner only (mode 0600),
+    encrypted when a passphrase is given. ``out_dir`` is created if needed.
+    Existing files are never overwritten.
+
+    Args:
+        out_dir: Where to write both files.
+        name: The files' stem; a label for people, not the key id.
+        passphrase: Encrypts the private key file.
+
+    Returns:
+        The paths of the private and the public key file.
+
+    Raises:
+        FileExistsError: either file already exists.
+        InvalidKeyError: ``name`` is not a plain file name.
+    """
+    if not name or name in {".", ".."} or "/" in name or os.sep in name or "\0" in name:
+        raise InvalidKeyError(f"key name {name!r} must be a plain file name")
+    directory = Path(out_dir)
+    private_path = directory / f"{name}.pem"
+    public_path = directory / f"{name}.pub.pem"
+    for path in (private_path, public_path):
+        if path.exists() or path.is_symlink():
+            raise FileExistsError(
+                errno.EEXIST,
+                "refusing to overwrite an existing key file; pick another name or "
+                "directory, or delete the old key if it is really no longer needed",
+                str(path),
+            )
+    key = Ed25519PrivateKey.generate()
+    secret = _passphrase_bytes(passphrase)
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(secret)
+        if secret
+        else serialization.NoEncryption()
+    )
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_new(private_path, private_pem, 0o600)
+    try:
+        _write_new(public_path, public_pem, 0o644)
+    except BaseException:
+        private_path.unlink()
+        raise
+    return private_path, public_path
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    # O_EXCL closes the race between the exists() check and the write;
+    # fchmod sets the mode whatever the umask.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            fd = -1
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        if fd != -1:
+            os.close(fd)
+
+
+def load_private_key(path: StrPath, passphrase: str | bytes | None = None) -> Ed25519PrivateKey:
+    """Read an Ed25519 private key from a PEM file.
+
+    Raises:
+        OSError: the file cannot be read.
+        InvalidKeyError: it is not an Ed25519 private key, it is encrypted and
+            the passphrase is missing or wrong.
+    """
+    file = Path(path)
+    data = file.read_bytes()
+    try:
+        key = serialization.load_pem_private_key(data, _passphrase_bytes(passphrase))
+    except TypeError:
+        msg = (
+            "is encrypted: pass its passphrase"
+            if passphrase is None
+            else "is not encrypted: pass no passphrase"
+        )
+        raise InvalidKeyError(f"private key {file} {msg}", path=file) from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise InvalidKeyError(
+            f"{file} is not a PEM private key, or the passphrase is wrong", path=file
+        ) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise InvalidKeyError(
+            f"{file} holds a {type(key).__name__}; plugyard signs with Ed25519 keys "
+            "(make one with generate_key)",
+            path=file,
+        )
+    return key
+
+
+def load_public_key(path: StrPath) -> Ed25519PublicKey:
+    """Read an Ed25519 public key from a PEM file.
+
+    Raises:
+        OSError: the file cannot be read.
+        InvalidKeyError: it is not an Ed25519 public key (a private key is
+            refused too: keyrings hold public keys only).
+    """
+    file = Path(path)
+    data = file.read_bytes()
+    if b"PRIVATE KEY-----" in data:
+        raise InvalidKeyError(
+            f"{file} is a private key; give verifiers the public key ({file.stem}.pub.pem)",
+            path=file,
+        )
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, UnsupportedAlgorithm):
+        raise InvalidKeyError(f"{file} is not a PEM public key", path=file) from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise InvalidKeyError(
+            f"{file} holds a {type(key).__name__}; plugyard verifies Ed25519 keys only",
+            path=file,
+        )
+    return key
+
+
+def _check_scope(
+    _instance: object, _attribute: object, value: frozenset[str] | None
+) -> None:
+    if value is not None and any(canonicalize_name(p) != p for p in value):
+        raise InvalidKeyError(f"scope {sorted(value)} must hold canonical distribution names")
+
+
+@attrs.frozen
+class TrustedKey:
+    """A public key a verifier trusts, optionally only for some distributions.
+
+    Attributes:
+        key: The Ed25519 public key.
+        name: A label for messages, e.g. the key file's stem.
+        scope: Canonical distribution names (``fnmatch`` patterns allowed, as
+            ``acme-*``) the key may vouch for; ``None`` trusts it for every
+            distribution, an empty set for none.
+        key_id: The key's id, computed with :func:`key_id`.
+    """
+
+    __module__ = "plugyard"
+
+    key: Ed25519PublicKey = attrs.field(eq=False)
+    name: str = ""
+    scope: frozenset[str] | None = attrs.field(default=None, validator=_check_scope)
+    key_id: str = attrs.field(init=False)
+
+    @key_id.default
+    def _key_id(self) -> str:
+        return key_id(self.key)
+
+    def allows(self, distribution: str) -> bool:
+        """Whether this key may vouch for ``distribution`` (any spelling)."""
+        if self.scope is None:
+            return True
+        name = canonicalize_name(distribution)
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.scope)
+
+
+def _check_keys(instance: Keyring, _attribute: object, value: tuple[TrustedKey, ...]) -> None:
+    if not value:
+        raise InvalidKeyError("a keyring needs at least one key")
+    seen: dict[str, str] = {}
+    for key in value:
+        if key.key_id in seen:
+            raise InvalidKeyError(
+                f"key {key.name or key.key_id[:16]!r} is the same key as "
+                f"{seen[key.key_id] or key.key_id[:16]!r}; list each key once"
+            )
+        seen[key.key_id] = key.name
+
+
+def _check_threshold(instance: Keyring, _attribute: object, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidKeyError(f"threshold must be a positive integer, not {value!r}")
+    if value > len(instance.keys):
+        raise InvalidKeyError(
+            f"threshold {value} can never be met by a keyring of {len(instance.keys)} keys"
+        )
+
+
+@attrs.frozen
+class Keyring:
+    """The public keys a verifier trusts and how many must sign.
+
+    A keyring directory holds public keys as ``<name>.pem`` (or
+    ``<name>.pub.pem``, as :func:`generate_key` names them). A key whose
+    directory also has ``<name>.scope`` may vouch only for the distributions
+    that file lists: one name per line (any spelling; ``fnmatch`` patterns
+    such as ``acme-*`` match canonical names), ``#`` starts a comment. An
+    empty scope file trusts the key for nothing.
+
+    Attributes:
+        keys: The trusted keys.
+        threshold: How many distinct trusted keys (in scope) must have signed.
+            More than one lets a second key co-sign during a rotation, or
+            requires two parties to approve a release.
+    """
+
+    __module__ = "plugyard"
+
+    keys: tuple[TrustedKey, ...] = attrs.field(converter=tuple, validator=_check_keys)
+    threshold: int = attrs.field(default=1, validator=_check_threshold)
+
+    @classmethod
+    def from_keys(
+        cls, keys: Iterable[Ed25519PublicKey | TrustedKey], *, threshold: int = 1
+    ) -> Keyring:
+        """A keyring of the given keys; bare public keys are trusted for every distribution.
+
+        Raises:
+            InvalidKeyError: no key, a key given twice, or a threshold that
+                cannot be met.
+        """
+        trusted = [k if isinstance(k, TrustedKey) else TrustedKey(k) for k in keys]
+        return cls(tuple(trusted), threshold)
+
+    @classmethod
+    def from_directory(cls, directory: StrPath, *, threshold: int = 1) -> Keyring:
+        """A keyring of every ``*.pem`` public key in ``directory`` (not its subdirectories).
+
+        Raises:
+            OSError: the directory or a file in it cannot be read.
+            InvalidKeyError: no key, a file that is not an Ed25519 public key
+                (a private key included), a key present twice, or a
+                threshold that cannot be met.
+        """
+        root = Path(directory)
+        keys: list[TrustedKey] = []
+        for file in sorted(root.glob("*.pem")):
+            name = file.name.removesuffix(".pem").removesuffix(".pub")
+            scope_file = root / f"{name}{SCOPE_SUFFIX}"
+            scope = _read_scope(scope_file) if scope_file.exists() else None
+            keys.append(TrustedKey(load_public_key(file), name, scope))
+        if not keys:
+            raise InvalidKeyError(
+                f"no public keys (*.pem) in {root}: with no trusted key nothing can verify",
+                path=root,
+            )
+        try:
+            return cls(tuple(keys), threshold)
+        except InvalidKeyError as exc:
+            raise InvalidKeyError(f"{root}: {exc}", path=root) from None
+
+    def get(self, key_id: str) -> TrustedKey | None:
+        """The trusted key with this id, if any."""
+        for key in self.keys:
+            if key.key_id == key_id:
+                return key
+        return None
+
+    def __iter__(self) -> Iterator[TrustedKey]:
+        return iter(self.keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def _read_scope(file: Path) -> frozenset[str]:
+    names = set()
+    for number, raw in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.partition("#")[0].strip()
+        if not line:
+            continue
+        if not all(c.isalnum() or c in "._-*?[]" for c in line):
+            raise InvalidKeyError(
+                f"{file}:{number}: {line!r} is not a distribution name or pattern", path=file
+            )
+        names.add(canonicalize_name(line))
+    return frozenset(names)

@@ -1,0 +1,197 @@
+"""What verification finds: problems, results and the errors raised for them."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ..exceptions import PluginError
+
+if TYPE_CHECKING:
+    from ._manifest import Manifest
+
+#: How many problems an error message spells out before it says "and N more".
+_SHOWN = 5
+
+
+class ProblemKind(str, enum.Enum):
+    """What is wrong with a wheel or an installed distribution."""
+
+    __module__ = "plugyard"
+
+    #: There is no ``plugyard-signature.json``.
+    MISSING_SIGNATURE = "missing-signature"
+    #: The signature file is not a DSSE envelope plugyard can read.
+    MALFORMED_SIGNATURE = "malformed-signature"
+    #: No signature verifies with any key of the keyring.
+    UNKNOWN_KEY = "unknown-key"
+    #: A signature names a trusted key but does not verify: payload or signature changed.
+    BAD_SIGNATURE = "bad-signature"
+    #: Trusted keys signed, but none is scoped to this distribution.
+    KEY_OUT_OF_SCOPE = "key-out-of-scope"
+    #: Fewer distinct trusted keys signed than the keyring's threshold.
+    THRESHOLD_NOT_MET = "threshold-not-met"
+    #: The signed payload is not a manifest plugyard can read.
+    MALFORMED_MANIFEST = "malformed-manifest"
+    #: The manifest is for another distribution (or dist-info directory).
+    NAME_MISMATCH = "name-mismatch"
+    #: The manifest is for another version.
+    VERSION_MISMATCH = "version-mismatch"
+    #: A file's content differs from the manifest (``expected``/``actual`` hashes).
+    HASH_MISMATCH = "hash-mismatch"
+    #: A file of the manifest is not there.
+    MISSING_FILE = "missing-file"
+    #: A file is there that the manifest does not list.
+    UNLISTED_FILE = "unlisted-file"
+    #: ``RECORD`` disagrees with the files or the manifest.
+    RECORD_MISMATCH = "record-mismatch"
+    #: A wheel member plugyard refuses to sign (bytecode, unsafe path, ``.data`` scheme).
+    FORBIDDEN_FILE = "forbidden-file"
+    #: An editable install, or a ``.pth`` file that puts unverified code on the path.
+    EDITABLE_INSTALL = "editable-install"
+    #: The distribution is not installed, or not as a dist-info directory on disk.
+    NOT_FOUND = "not-found"
+    #: A file cannot be read, or the wheel is not a zip archive.
+    UNREADABLE = "unreadable"
+    #: A module was imported through the normal import system before verification.
+    IMPORTED_UNVERIFIED = "imported-unverified"
+    #: Two verified distributions provide the same module.
+    MODULE_CONFLICT = "module-conflict"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@attrs.frozen
+class Problem:
+    """One thing verification found wrong.
+
+    Attributes:
+        kind: What is wrong.
+        message: A sentence for people, naming the file and what to do.
+        path: The file concerned, as the wheel or ``RECORD`` names it
+            (relative to the site directory for installed files), or ``None``.
+        expected: For a hash or name mismatch, what the signed manifest says.
+        actual: For a hash or name mismatch, what was found.
+    """
+
+    __module__ = "plugyard"
+
+    kind: ProblemKind
+    message: str
+    path: str | None = None
+    expected: str | None = None
+    actual: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class SignatureError(PluginError):
+    """A wheel or distribution failed verification; nothing of it was imported.
+
+    Deliberately not an :class:`ImportError`: code that catches
+    ``ImportError`` to fall back when an optional module is missing must not
+    silently swallow tampering.
+
+    Attributes:
+        distribution: The distribution's name.
+        problems: Everything verification found wrong.
+    """
+
+    def __init__(
+        self, distribution: str, problems: Sequence[Problem], *, plugin: str | None = None
+    ) -> None:
+        self.distribution = distribution
+        self.problems = tuple(problems)
+        shown = "; ".join(str(p) for p in self.problems[:_SHOWN])
+        more = len(self.problems) - _SHOWN
+        if more > 0:
+            shown += f"; and {more} more"
+        super().__init__(
+            f"distribution {distribution!r} failed verification: {shown}. Nothing of it "
+            "was imported; reinstall it from a wheel signed by a trusted key.",
+            plugin=plugin,
+        )
+
+
+class InvalidKeyError(PluginError, ValueError):
+    """A key file or keyring cannot be used.
+
+    Attributes:
+        path: The file or directory concerned, if any.
+    """
+
+    def __init__(self, message: str, *, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class InvalidWheelError(PluginError, ValueError):
+    """A wheel cannot be signed as it is.
+
+    Attributes:
+        path: The wheel.
+        problems: What is wrong with it.
+    """
+
+    def __init__(self, path: Path, problems: Sequence[Problem]) -> None:
+        self.path = path
+        self.problems = tuple(problems)
+        shown = "; ".join(str(p) for p in self.problems[:_SHOWN])
+        more = len(self.problems) - _SHOWN
+        if more > 0:
+            shown += f"; and {more} more"
+        super().__init__(f"cannot sign {path.name}: {shown}")
+
+
+@attrs.frozen
+class VerificationResult:
+    """What verifying a wheel or an installed distribution found.
+
+    Attributes:
+        distribution: The distribution's canonical name (as given, when it
+            could not be read).
+        version: Its version, when known.
+        problems: Everything found wrong; empty when verification passed.
+        signers: Key ids of the trusted keys whose signatures verified and
+            whose scope covers the distribution.
+        manifest: The signed manifest, when a trusted signature verified.
+        location: The wheel file, or the site directory holding the dist-info
+            directory of an installed distribution.
+        installed: Whether this is about an installed distribution (which
+            :class:`VerifiedImporter` can import) rather than a wheel.
+    """
+
+    __module__ = "plugyard"
+
+    distribution: str
+    version: str | None
+    problems: tuple[Problem, ...]
+    signers: tuple[str, ...] = ()
+    manifest: Manifest | None = None
+    location: Path | None = None
+    installed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether verification passed: a trusted manifest and no problem."""
+        return not self.problems and self.manifest is not None
+
+    def raise_for_problems(self) -> VerificationResult:
+        """Return this result if it is ok.
+
+        Raises:
+            SignatureError: verification found problems.
+        """
+        if not self.ok:
+            raise SignatureError(
+                self.distribution,
+                self.problems
+                or (Problem(ProblemKind.MISSING_SIGNATURE, "no trusted manifest was found"),),
+            )
+        return self

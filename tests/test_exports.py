@@ -1,0 +1,41 @@
+"""The public surface: __all__ lists exactly the public names."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import plugyard
+import plugyard.exceptions
+
+
+@pytest.mark.parametrize("module", [plugyard, plugyard.exceptions])
+def test_all_equals_public_names(module: object) -> None:
+    imported = ("typing", "collections.abc", "__future__")
+    public = {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and not isinstance(value, type(importlib))
+        and getattr(value, "__module__", type(value).__module__) not in imported
+    }
+    exported = set(module.__all__)  # type: ignore[attr-defined]
+    assert exported - {"__version__"} == public
+    assert list(module.__all__) == sorted(module.__all__)  # type: ignore[attr-defined]
+
+
+def test_version_comes_from_installed_metadata() -> None:
+    assert plugyard.__version__ == importlib.metadata.version("plugyard")
+
+
+def test_unknown_attribute_raises() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        plugyard.nope  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_public_classes_print_as_plugyard() -> None:
+    for name in plugyard.__all__:
+        value = getattr(plugyard, name)
+        if isinstance(value, type):
+            assert value.__module__ == "plugyard", name
