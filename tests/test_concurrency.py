@@ -36,7 +36,7 @@ def test_calls_never_fail_while_other_plugins_load_and_unload(
             while not stop.is_set():
                 assert manager.execute("hot", slot) == slot + 1
                 calls[slot] += 1
-        except BaseException as exc:  # noqa: BLE001 - any failure is the finding
+        except BaseException as exc:
             failures.append(exc)
 
     def churner() -> None:
@@ -44,7 +44,7 @@ def test_calls_never_fail_while_other_plugins_load_and_unload(
             for _ in range(30):
                 manager.load("churn19")
                 manager.unload("churn0", cascade=True)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             failures.append(exc)
         finally:
             stop.set()

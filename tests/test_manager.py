@@ -21,7 +21,7 @@ from plugyard.exceptions import (
 
 
 def chain(registry: Registry, log: list[str]) -> None:
-    """tokenize <- normalize <- count, each logging setup and teardown."""
+    """Register tokenize <- normalize <- count, each logging setup and teardown."""
 
     @registry.register(name="tokenize", version="1.2")
     class Tokenize:

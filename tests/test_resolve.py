@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 
 import pytest
@@ -19,7 +20,9 @@ from plugyard.exceptions import (
 )
 
 
-def make(name: str, version: str = "1.0", requires: object = (), optional: object = ()) -> PluginInfo:
+def make(
+    name: str, version: str = "1.0", requires: object = (), optional: object = ()
+) -> PluginInfo:
     return PluginInfo(
         name=name,
         group="g",
@@ -163,7 +166,12 @@ def graphs(draw: st.DrawFn) -> dict[str, PluginInfo]:
     count = draw(st.integers(2, len(NAMES)))
     names = NAMES[:count]
     return {
-        name: make(name, requires=sorted(draw(st.sets(st.sampled_from([n for n in names if n != name]), max_size=3))))
+        name: make(
+            name,
+            requires=sorted(
+                draw(st.sets(st.sampled_from([n for n in names if n != name]), max_size=3))
+            ),
+        )
         for name in names
     }
 
@@ -214,7 +222,7 @@ def test_random_graph_fails_exactly_what_is_on_or_behind_a_cycle(
         if isinstance(error, DependencyCycleError):
             ring = error.cycle
             assert ring[0] == ring[-1] == name
-            for a, b in zip(ring, ring[1:]):
+            for a, b in itertools.pairwise(ring):
                 assert b in {d.name for d in known[a].depends_on}
 
 

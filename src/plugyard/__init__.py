@@ -8,13 +8,15 @@ from ._discovery import EntryPoint
 from ._manager import Candidate, PluginHandle, PluginManager
 from ._model import Dependency, FunctionPlugin, Plugin, PluginContext, PluginInfo, PluginState
 from ._registry import DEFAULT_GROUP, Registry, get_registry, register
+from ._resolve import Plan
 
 __all__ = [
-    "Candidate",
     "DEFAULT_GROUP",
+    "Candidate",
     "Dependency",
     "EntryPoint",
     "FunctionPlugin",
+    "Plan",
     "Plugin",
     "PluginContext",
     "PluginHandle",

@@ -79,7 +79,7 @@ def _cache_key(path: Sequence[str]) -> str:
     digest = hashlib.sha256(f"{_CACHE_FORMAT}\0{sys.executable}\0{sys.prefix}".encode())
     for entry in path:
         try:
-            mtime = os.stat(entry or ".").st_mtime_ns
+            mtime = os.stat(entry or ".").st_mtime_ns  # noqa: PTH116 - no Path objects on the listing path
         except OSError:
             mtime = -1
         digest.update(f"\0{entry}\0{mtime}".encode())
@@ -110,7 +110,7 @@ def _write_cache(cache: Path, rows: list[_Row]) -> None:
         cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
         tmp.write_bytes(marshal.dumps(rows))
-        os.replace(tmp, cache)
+        tmp.replace(cache)
     except OSError:
         pass
 
@@ -201,8 +201,4 @@ def entry_points(
     group: str, path: Sequence[str] | None = None, *, use_cache: bool = True
 ) -> list[EntryPoint]:
     """The entry points of ``group`` on ``path``, in ``sys.path`` order."""
-    return [
-        EntryPoint(*row)
-        for row in read_index(path, use_cache=use_cache)
-        if row[1] == group
-    ]
+    return [EntryPoint(*row) for row in read_index(path, use_cache=use_cache) if row[1] == group]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType, TracebackType
@@ -219,10 +220,9 @@ class PluginManager:
         self._use_entry_points = entry_points
         self._path = None if path is None else list(path)
         self._entry_points: list[EntryPoint] | None = None
-        # Module entry points not imported yet, and the entry point that
-        # registered each plugin found by importing one.
+        # Module entry points found, and those not imported yet.
+        self._module_eps: list[EntryPoint] = []
         self._providers: list[EntryPoint] = []
-        self._provided: dict[str, EntryPoint] = {}
         # Handles of records a rescan dropped, given back if the name returns.
         self._spare_handles: dict[str, PluginHandle] = {}
 
@@ -284,8 +284,7 @@ class PluginManager:
             record = self._record(name)
             if record.state is not PluginState.ACTIVE:
                 self._start([name])
-            if record.state is PluginState.FAILED:
-                assert record.error is not None
+            if record.state is PluginState.FAILED and record.error is not None:
                 raise record.error
             return record.handle
 
@@ -353,6 +352,35 @@ class PluginManager:
                 for name, record in sorted(self._records.items())
                 if record.state is PluginState.FAILED and record.error is not None
             }
+
+    def plan(self) -> _resolve.Plan:
+        """Import every plugin and decide, without setting any up, what would start.
+
+        Active plugins are left out of the plan: they are started already.
+        Plugins that cannot be imported are in its ``failures``.
+        """
+        with self._lock:
+            self._sync()
+            if self._providers:
+                self._import_providers()
+            records = self._records
+            todo = self._closure(
+                [n for n, r in records.items() if r.state is not PluginState.ACTIVE]
+            )
+            failures: dict[str, PluginError] = {}
+            startable = {}
+            for name in todo:
+                record = records[name]
+                if record.target is None:
+                    failures[name] = cast("PluginError", record.error)
+                else:
+                    startable[name] = record.info
+            planned = _resolve.plan(
+                startable,
+                {name: r.info for name, r in records.items() if not r.provider},
+                failures,
+            )
+            return attrs.evolve(planned, failures={**failures, **planned.failures})
 
     def candidates(self) -> list[Candidate]:
         """Every plugin known, installed or registered, sorted by name; imports nothing.
@@ -423,22 +451,28 @@ class PluginManager:
             added = self._add_entry_points(_discovery.entry_points(self.group, self._path))
         registry = self.registry
         for info in registry:
+            target = registry.target(info.name)
             record = self._records.get(info.name)
             if record is None:
-                target = registry.target(info.name)
                 record = _Record(info, target, self._new_handle(info.name))
                 self._records[info.name] = record
-                provider = self._provided.get(info.name)
-                if provider is not None:
-                    self._bind(record, target, info, provider)
-                self._set_call(record)
                 added = True
-            elif record.entry_point is not None or info.name in self._provided:
-                continue  # an installed plugin: reconciled when it is imported
-            elif record.state is not PluginState.ACTIVE and record.info is not info:
+            elif record.entry_point is not None or record.state is PluginState.ACTIVE:
+                continue  # an installed plugin is reconciled when it is imported
+            elif record.target is target:
+                continue
+            else:
                 # Re-registered (replace=True or a re-imported module): use the new one.
-                record.info = info
-                record.target = registry.target(info.name)
+                record.info, record.target = info, target
+            provider = self._provider_of(info)
+            if provider is not None:
+                try:
+                    self._bind(record, target, info, provider)
+                except PluginError as error:
+                    record.target = None  # never starts; the next sync tries again
+                    self._fail(record, error)
+                    continue
+            self._set_call(record)
         if added:
             self._handles = {name: r.handle for name, r in self._records.items()}
 
@@ -446,11 +480,11 @@ class PluginManager:
         """Add records for entry points not known yet; return whether any was added."""
         self._entry_points = found
         by_name: dict[str, list[EntryPoint]] = {}
+        self._module_eps = [ep for ep in found if ep.attr is None]
+        # Modules imported already have registered their plugins.
+        self._providers = [ep for ep in self._module_eps if ep.module not in sys.modules]
         for ep in found:
-            if ep.attr is None:
-                if ep not in self._providers and ep not in self._provided.values():
-                    self._providers.append(ep)
-            else:
+            if ep.attr is not None:
                 by_name.setdefault(ep.name, []).append(ep)
         added = False
         for name, eps in by_name.items():
@@ -492,7 +526,6 @@ class PluginManager:
         """Import the module entry points, whose import registers plugins."""
         pending, self._providers = self._providers, []
         for ep in pending:
-            before = dict(self.registry._entries)
             try:
                 importlib.import_module(ep.module)
             except Exception as exc:
@@ -508,11 +541,15 @@ class PluginManager:
                 self._records.setdefault(ep.name, record)
                 self._fail(self._records[ep.name], error)
                 log.warning("%s", error)
-                continue
-            for name, entry in self.registry._entries.items():
-                if before.get(name) is not entry:
-                    self._provided[name] = ep
         self._sync()
+
+    def _provider_of(self, info: PluginInfo) -> EntryPoint | None:
+        """The module entry point whose module (or a submodule) registered ``info``."""
+        module = info.origin.partition(":")[0]
+        for ep in self._module_eps:
+            if module == ep.module or module.startswith(ep.module + "."):
+                return ep
+        return None
 
     def _materialize(self, record: _Record) -> bool:
         """Import an entry point's object and learn its dependencies; False if it failed."""

@@ -6,7 +6,7 @@ import enum
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeAlias, Union
+from typing import Any, TypeAlias
 
 import attrs
 from packaging.requirements import InvalidRequirement, Requirement
@@ -16,7 +16,7 @@ from packaging.version import InvalidVersion, Version
 from .exceptions import InvalidPluginError, MissingDependencyError
 
 #: What ``depends_on`` accepts: ``{"name": ">=1.0,<2"}`` or ``["name>=1.0,<2", "other"]``.
-DependsOn: TypeAlias = Union[Mapping[str, str], Iterable[str]]
+DependsOn: TypeAlias = Mapping[str, str] | Iterable[str]
 
 _NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
 
@@ -124,8 +124,7 @@ def parse_depends_on(
                 )
             pairs.append((name, spec))
     else:
-        for item in value:
-            pairs.append(_split_requirement(item, plugin))
+        pairs.extend(_split_requirement(item, plugin) for item in value)
     deps: dict[str, Dependency] = {}
     for name, spec in pairs:
         check_name(name, what="dependency name")
@@ -248,9 +247,7 @@ class PluginContext:
         if name in self._deps:
             return self._deps[name]
         if not any(d.name == name for d in self.info.depends_on):
-            raise InvalidPluginError(
-                name, "not declared in depends_on", plugin=self.info.name
-            )
+            raise InvalidPluginError(name, "not declared in depends_on", plugin=self.info.name)
         raise MissingDependencyError(self.info.name, name)
 
     def has_dependency(self, name: str) -> bool:

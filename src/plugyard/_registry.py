@@ -58,7 +58,9 @@ def info_for(
             sorted(both), "named in both depends_on and optional_depends_on", plugin=plugin_name
         )
     if plugin_name in {d.name for d in required + optional}:
-        raise InvalidPluginError(plugin_name, "a plugin cannot depend on itself", plugin=plugin_name)
+        raise InvalidPluginError(
+            plugin_name, "a plugin cannot depend on itself", plugin=plugin_name
+        )
     doc = obj.__doc__ if inspect.isclass(obj) or inspect.isroutine(obj) else None
     return PluginInfo(
         name=plugin_name,

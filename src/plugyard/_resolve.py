@@ -20,6 +20,7 @@ from .exceptions import (
     DependencyFailedError,
     DependencyVersionError,
     MissingDependencyError,
+    PluginError,
 )
 
 
@@ -35,8 +36,10 @@ class Plan:
             up after (optional ones only when present).
     """
 
+    __module__ = "plugyard"
+
     order: tuple[str, ...]
-    failures: Mapping[str, DependencyError]
+    failures: Mapping[str, PluginError]
     edges: Mapping[str, tuple[str, ...]]
 
 
@@ -59,7 +62,7 @@ def plan(
         ``order`` and ``failures``.
     """
     failed = failed or {}
-    failures: dict[str, DependencyError] = {}
+    failures: dict[str, PluginError] = {}
     edges: dict[str, set[str]] = {name: set() for name in todo}
     required_edges: dict[str, set[str]] = {name: set() for name in todo}
 
@@ -99,12 +102,14 @@ def plan(
 
     _propagate(failures, required_edges, edges)
 
-    live = {name: tuple(sorted(edges[name] - failures.keys())) for name in todo if name not in failures}
+    live = {
+        name: tuple(sorted(edges[name] - failures.keys())) for name in todo if name not in failures
+    }
     return Plan(order=_ordered(live), failures=failures, edges=live)
 
 
 def _propagate(
-    failures: dict[str, DependencyError],
+    failures: dict[str, PluginError],
     required_edges: Mapping[str, set[str]],
     edges: Mapping[str, set[str]],
 ) -> None:

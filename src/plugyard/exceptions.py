@@ -182,8 +182,7 @@ class PluginLoadError(PluginError, ImportError):
 
 
 class PluginConflictError(PluginError):
-    """One plugin name is provided twice: by two distributions, or by a distribution
-    and a plugin registered in code.
+    """One plugin name is provided twice, by two distributions or by one and code.
 
     Attributes:
         providers: Each provider: ``"<distribution> <version>"`` or a ``module:qualname``.

@@ -1,0 +1,271 @@
+"""The ``plugyard`` command: list, inspect, graph and run the plugins of a group.
+
+Exit codes: 0 success, 1 a plugin failed, 2 a usage error. Errors go to
+stderr, one line each, naming the plugin. ``--json`` output is documented in
+the CLI reference and kept stable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn, TextIO
+
+from ._manager import Candidate, PluginManager
+from ._model import PluginInfo, PluginState
+from .exceptions import PluginError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+GROUP_ENV = "PLUGYARD_GROUP"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"plugyard: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="plugyard",
+        description="List, inspect, graph and run plugins.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument(
+            "--group",
+            "-g",
+            default=os.environ.get(GROUP_ENV),
+            help=f"the plugin group (default: ${GROUP_ENV})",
+        )
+        return sub
+
+    listing = command("list", "List the plugins of a group without importing them.")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+
+    inspect = command("inspect", "Load one plugin and show what is known of it.")
+    inspect.add_argument("name")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+
+    graph = command("graph", "Show the dependency graph and the load order.")
+    graph.add_argument("--format", choices=["text", "dot", "mermaid"], default="text")
+
+    run = command("run", "Load a plugin with its dependencies and execute it once.")
+    run.add_argument("name")
+    run.add_argument(
+        "data",
+        nargs="?",
+        help="the argument: parsed as JSON when it is valid JSON, else passed as a string",
+    )
+    run.add_argument("--raw", action="store_true", help="pass DATA as a string, never as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    if not args.group:
+        _err(f"no group: pass --group or set ${GROUP_ENV}")
+        return EXIT_USAGE
+    handler = {"list": _list, "inspect": _inspect, "graph": _graph, "run": _run}[args.command]
+    try:
+        with PluginManager(group=args.group) as manager:
+            return handler(manager, args, sys.stdout)
+    except BrokenPipeError:
+        # The reader (head, less) went away: not an error of ours.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces a closed stdout
+        return EXIT_OK
+
+
+def _err(message: str) -> None:
+    print(f"plugyard: {message}", file=sys.stderr)
+
+
+def _error_line(name: str, error: BaseException) -> str:
+    return f"{name}: {type(error).__name__}: {error}"
+
+
+def _candidate_json(candidate: Candidate) -> dict[str, Any]:
+    return {
+        "name": candidate.name,
+        "version": candidate.version,
+        "distribution": candidate.distribution,
+        "value": candidate.value,
+        "kind": candidate.kind,
+        "state": candidate.state.value,
+    }
+
+
+def _list(manager: PluginManager, args: argparse.Namespace, out: TextIO) -> int:
+    candidates = manager.candidates()
+    if args.json:
+        json.dump(
+            {"group": manager.group, "plugins": [_candidate_json(c) for c in candidates]},
+            out,
+            indent=2,
+        )
+        out.write("\n")
+    else:
+        rows = [("NAME", "VERSION", "DISTRIBUTION", "STATE")]
+        rows += [
+            (c.name, c.version, c.distribution or f"({c.value})", c.state.value)
+            for c in candidates
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        for row in rows:
+            out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+            out.write("\n")
+    errors = manager.errors()
+    for name, error in errors.items():
+        _err(_error_line(name, error))
+    return EXIT_FAILED if errors else EXIT_OK
+
+
+def _info_json(info: PluginInfo, state: PluginState, error: BaseException | None) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "group": info.group,
+        "version": str(info.version),
+        "distribution": info.distribution,
+        "origin": info.origin,
+        "summary": info.summary,
+        "depends_on": [
+            {"name": d.name, "specifier": str(d.specifier), "optional": d.optional}
+            for d in info.depends_on
+        ],
+        "state": state.value,
+        "error": None if error is None else {"type": type(error).__name__, "message": str(error)},
+    }
+
+
+def _inspect(manager: PluginManager, args: argparse.Namespace, out: TextIO) -> int:
+    name = args.name
+    try:
+        manager.load(name)
+    except PluginError as exc:
+        if exc.plugin is None or name not in manager.states():
+            _err(_error_line(name, exc))
+            return EXIT_FAILED
+    info = manager.info(name)
+    state = manager.states()[name]
+    error = manager.errors().get(name)
+    data = _info_json(info, state, error)
+    if args.json:
+        json.dump(data, out, indent=2)
+        out.write("\n")
+    else:
+        deps = ", ".join(
+            f"{d['name']}{d['specifier'] or ' (any)'}{' (optional)' if d['optional'] else ''}"
+            for d in data["depends_on"]
+        )
+        for label, value in [
+            ("name", info.name),
+            ("group", info.group),
+            ("version", data["version"]),
+            ("distribution", info.distribution or "-"),
+            ("origin", info.origin),
+            ("summary", info.summary or "-"),
+            ("depends on", deps or "-"),
+            ("state", state.value),
+        ]:
+            out.write(f"{label + ':':<14}{value}\n")
+    if error is not None:
+        _err(_error_line(name, error))
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _graph(manager: PluginManager, args: argparse.Namespace, out: TextIO) -> int:
+    plan = manager.plan()
+    states = manager.states()
+    infos = {name: manager.info(name) for name in states}
+    failed = dict(plan.failures)
+    failed.update(manager.errors())
+    edges = [
+        (name, dep.name, str(dep.specifier), dep.optional)
+        for name in sorted(infos)
+        for dep in infos[name].depends_on
+    ]
+
+    def broken(name: str, dep: str) -> bool:
+        return name in failed and _names(failed[name], dep)
+
+    if args.format == "dot":
+        out.write(f'digraph "{manager.group}" {{\n  rankdir=BT;\n')
+        for name in sorted(infos):
+            style = ', color=red, fontcolor=red' if name in failed else ""
+            out.write(f'  "{name}" [label="{name} {infos[name].version}"{style}];\n')
+        for name, dep, spec, optional in edges:
+            attrs = [f'label="{spec}"'] if spec else []
+            if optional:
+                attrs.append("style=dashed")
+            if broken(name, dep):
+                attrs.append("color=red")
+            out.write(f'  "{name}" -> "{dep}"' + (f" [{', '.join(attrs)}]" if attrs else "") + ";\n")
+        out.write("}\n")
+    elif args.format == "mermaid":
+        out.write("graph BT\n")
+        ids = {name: f"n{i}" for i, name in enumerate(sorted({*infos, *(e[1] for e in edges)}))}
+        for name, node in ids.items():
+            version = f" {infos[name].version}" if name in infos else " (missing)"
+            out.write(f'  {node}["{name}{version}"]\n')
+        for name, dep, spec, optional in edges:
+            arrow = "-.->" if optional else "-->"
+            label = f"|{spec}|" if spec else ""
+            if broken(name, dep):
+                label = f"|{spec + ' ' if spec else ''}FAILED|"
+            out.write(f"  {ids[name]} {arrow}{label} {ids[dep]}\n")
+        for name in sorted(failed):
+            if name in ids:
+                out.write(f"  style {ids[name]} stroke:#d00,color:#d00\n")
+    else:
+        out.write("dependencies:\n")
+        for name, dep, spec, optional in edges:
+            mark = "  [FAILED]" if broken(name, dep) else ""
+            opt = " (optional)" if optional else ""
+            out.write(f"  {name} -> {dep}{spec}{opt}{mark}\n")
+        out.write("load order:\n")
+        active = [n for n, s in states.items() if s is PluginState.ACTIVE]
+        for i, name in enumerate([*active, *plan.order], 1):
+            out.write(f"  {i}. {name} {infos[name].version}\n")
+        if failed:
+            out.write("failed:\n")
+            for name in sorted(failed):
+                out.write(f"  {name}: {failed[name]}\n")
+    for name in sorted(failed):
+        _err(_error_line(name, failed[name]))
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _names(error: BaseException, dep: str) -> bool:
+    """Whether a dependency error is about ``dep``."""
+    return dep in (getattr(error, "dependency", None), getattr(error, "missing", None)) or (
+        dep in getattr(error, "cycle", ())
+    )
+
+
+def _run(manager: PluginManager, args: argparse.Namespace, out: TextIO) -> int:
+    data: Any = args.data
+    if data is not None and not args.raw:
+        try:
+            data = json.loads(data)
+        except ValueError:
+            pass  # not JSON: DATA is the string itself, as documented
+    try:
+        handle = manager.load(args.name)
+        result = handle.execute(data)
+    except PluginError as exc:
+        _err(_error_line(args.name, exc))
+        return EXIT_FAILED
+    except Exception as exc:
+        _err(f"{args.name}: execute() raised {type(exc).__name__}: {exc}")
+        return EXIT_FAILED
+    try:
+        out.write(json.dumps(result) + "\n")
+    except (TypeError, ValueError):
+        out.write(f"{result!r}\n")
+    return EXIT_OK

@@ -1,0 +1,96 @@
+"""Fixtures shared by the test modules."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from packaging.utils import canonicalize_name
+
+from plugyard import PluginManager, Registry
+from wheelhouse import (
+    ROOT,
+    MakeVenv,
+    Venv,
+    build_wheels,
+    contrib_projects,
+    create_venv,
+    fill_wheelhouse,
+    installed_requirements,
+    wheel_requirements,
+)
+
+_groups = itertools.count()
+
+
+@pytest.fixture(name="registry")
+def fixture_registry() -> Registry:
+    """A fresh registry with a group name no other test uses."""
+    return Registry(f"tests.group{next(_groups)}")
+
+
+@pytest.fixture(name="manager")
+def fixture_manager(registry: Registry) -> Iterator[PluginManager]:
+    """A manager over ``registry``, shut down after the test."""
+    with PluginManager(registry) as manager:
+        yield manager
+
+
+# -- real wheels and virtual environments (tests using these are marked slow) --
+
+
+@pytest.fixture(name="wheels", scope="session")
+def fixture_wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Wheels of plugyard and of every contrib plugin, built once, by canonical name."""
+    projects = [ROOT, *contrib_projects()]
+    return build_wheels(projects, tmp_path_factory.mktemp("wheels"))
+
+
+@pytest.fixture(name="find_links", scope="session")
+def fixture_find_links(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    wheels: dict[str, Path],
+) -> tuple[Path, ...]:
+    """The wheel directories venvs install from: plugyard's dependencies, then ``wheels``.
+
+    The dependencies' wheels are kept in pytest's cache directory, so only
+    the first session (or one after an upgrade) fetches them.
+    """
+    config = request.config
+    if config.pluginmanager.has_plugin("cacheprovider"):
+        house = config.cache.mkdir("plugyard-wheelhouse")
+    else:
+        house = tmp_path_factory.mktemp("wheelhouse")
+    fill_wheelhouse(house, installed_requirements(wheel_requirements(wheels["plugyard"])))
+    return (house, *sorted({wheel.parent for wheel in wheels.values()}))
+
+
+@pytest.fixture(name="demo_venv", scope="session")
+def fixture_demo_venv(
+    tmp_path_factory: pytest.TempPathFactory,
+    wheels: dict[str, Path],
+    find_links: tuple[Path, ...],
+) -> Venv:
+    """One venv for the whole session with plugyard and every contrib plugin; do not change it."""
+    return create_venv(tmp_path_factory.mktemp("demo_venv"), find_links, wheels.values())
+
+
+@pytest.fixture(name="make_venv")
+def fixture_make_venv(
+    tmp_path: Path, wheels: dict[str, Path], find_links: tuple[Path, ...]
+) -> MakeVenv:
+    """Make fresh venvs with plugyard and what the test names installed (see ``MakeVenv``)."""
+    numbers = itertools.count()
+
+    def make_venv(*install: str | Path) -> Venv:
+        chosen = [
+            wheels.get(canonicalize_name(item), item) if isinstance(item, str) else item
+            for item in install
+        ]
+        path = tmp_path / f"venv{next(numbers)}"
+        return create_venv(path, find_links, [wheels["plugyard"], *chosen])
+
+    return make_venv
