@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -46,8 +48,19 @@ def docs(session: nox.Session) -> None:
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
 
 
+CONTRIB = sorted(str(p) for p in Path("contrib_plugins").iterdir() if p.is_dir())
+
+
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """Show plugins discovered, ordered and run."""
-    session.install("-e", ".")
-    session.run("python", "examples/demo.py")
+    """Install the contrib plugins, then list, graph and run them with the CLI."""
+    session.install(".")
+    session.install(*CONTRIB)
+    group = ["--group", "plugyard.demo"]
+    session.log("The installed plugins, found through entry points; nothing is imported yet:")
+    session.run("plugyard", "list", *group)
+    session.log("Their dependencies and the order they are set up in:")
+    session.run("plugyard", "graph", *group)
+    session.log("One plugin at the end of the chain, run with its dependencies:")
+    session.run("plugyard", "run", "report", "The quick brown fox jumps over the lazy dog", *group)
+    session.run("plugyard", "run", "shout", "plugins,   verified and ordered", *group)

@@ -25,6 +25,15 @@ from wheelhouse import (
 _groups = itertools.count()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the entry-point cache the tests write out of the user's home."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache-home")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(name="registry")
 def fixture_registry() -> Registry:
     """A fresh registry with a group name no other test uses."""

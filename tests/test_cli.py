@@ -173,6 +173,7 @@ def test_group_from_environment(
 ) -> None:
     monkeypatch.setenv("PLUGYARD_GROUP", group)
     code, out, _ = run(capsys, "list", "--json")
+    assert code == 0
     assert json.loads(out)["group"] == group
 
 

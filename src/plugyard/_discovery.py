@@ -104,13 +104,23 @@ def read_index(path: Sequence[str] | None = None, *, use_cache: bool = True) -> 
     return rows
 
 
+_CACHE_KEEP = 32
+
+
 def _write_cache(cache: Path, rows: list[_Row]) -> None:
-    """Write the cache atomically; a cache that cannot be written is only slower."""
+    """Write the cache atomically; a cache that cannot be written is only slower.
+
+    Each distinct ``sys.path`` has its own file; past ``_CACHE_KEEP`` files
+    the least recently written go, so the directory stays small.
+    """
     try:
         cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
         tmp.write_bytes(marshal.dumps(rows))
         tmp.replace(cache)
+        files = sorted(cache.parent.iterdir(), key=lambda f: f.stat().st_mtime_ns)
+        for old in files[:-_CACHE_KEEP]:
+            old.unlink(missing_ok=True)
     except OSError:
         pass
 

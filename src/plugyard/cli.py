@@ -8,10 +8,12 @@ the CLI reference and kept stable.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from ._manager import Candidate, PluginManager
@@ -77,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return handler(manager, args, sys.stdout)
     except BrokenPipeError:
         # The reader (head, less) went away: not an error of ours.
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces a closed stdout
+        sys.stdout = Path(os.devnull).open("w")  # noqa: SIM115 - replaces a closed stdout
         return EXIT_OK
 
 
@@ -112,8 +114,7 @@ def _list(manager: PluginManager, args: argparse.Namespace, out: TextIO) -> int:
     else:
         rows = [("NAME", "VERSION", "DISTRIBUTION", "STATE")]
         rows += [
-            (c.name, c.version, c.distribution or f"({c.value})", c.state.value)
-            for c in candidates
+            (c.name, c.version, c.distribution or f"({c.value})", c.state.value) for c in candidates
         ]
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         for row in rows:
@@ -197,7 +198,7 @@ def _graph(manager: PluginManager, args: argparse.Namespace, out: TextIO) -> int
     if args.format == "dot":
         out.write(f'digraph "{manager.group}" {{\n  rankdir=BT;\n')
         for name in sorted(infos):
-            style = ', color=red, fontcolor=red' if name in failed else ""
+            style = ", color=red, fontcolor=red" if name in failed else ""
             out.write(f'  "{name}" [label="{name} {infos[name].version}"{style}];\n')
         for name, dep, spec, optional in edges:
             attrs = [f'label="{spec}"'] if spec else []
@@ -205,7 +206,8 @@ def _graph(manager: PluginManager, args: argparse.Namespace, out: TextIO) -> int
                 attrs.append("style=dashed")
             if broken(name, dep):
                 attrs.append("color=red")
-            out.write(f'  "{name}" -> "{dep}"' + (f" [{', '.join(attrs)}]" if attrs else "") + ";\n")
+            suffix = f" [{', '.join(attrs)}]" if attrs else ""
+            out.write(f'  "{name}" -> "{dep}"{suffix};\n')
         out.write("}\n")
     elif args.format == "mermaid":
         out.write("graph BT\n")
@@ -251,10 +253,8 @@ def _names(error: BaseException, dep: str) -> bool:
 def _run(manager: PluginManager, args: argparse.Namespace, out: TextIO) -> int:
     data: Any = args.data
     if data is not None and not args.raw:
-        try:
+        with contextlib.suppress(ValueError):  # not JSON: DATA is the string itself
             data = json.loads(data)
-        except ValueError:
-            pass  # not JSON: DATA is the string itself, as documented
     try:
         handle = manager.load(args.name)
         result = handle.execute(data)
