@@ -48,6 +48,18 @@ def docs(session: nox.Session) -> None:
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
 
 
+@nox.session(python=PYTHON)
+def contrib(session: nox.Session) -> None:
+    """Build the contrib plugins into wheels and test them installed in fresh venvs."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "tests/test_contrib_wheels.py",
+        "tests/test_installed_plugins.py",
+        *session.posargs,
+    )
+
+
 CONTRIB = sorted(str(p) for p in Path("contrib_plugins").iterdir() if p.is_dir())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -17,12 +18,20 @@ def examples() -> list[tuple[Path, list[str]]]:
 
 
 @pytest.mark.parametrize(("doc", "blocks"), examples(), ids=lambda v: getattr(v, "name", ""))
-def test_examples_run(doc: Path, blocks: list[str]) -> None:
-    """The blocks of one file run in order in one namespace, as a reader would type them."""
+def test_examples_run(doc: Path, blocks: list[str], request: pytest.FixtureRequest) -> None:
+    """The blocks of one file run in order in one namespace, as a reader would type them.
+
+    Example test functions (``def test_...``) are called too, with the
+    fixtures they name.
+    """
     namespace: dict[str, object] = {"__name__": f"docs.{doc.stem}"}
     for number, block in enumerate(blocks, 1):
         code = compile(block, f"{doc.name} example {number}", "exec")
         exec(code, namespace)  # noqa: S102 - running our own documentation
+    for name, value in list(namespace.items()):
+        if name.startswith("test_") and callable(value):
+            params = inspect.signature(value).parameters
+            value(*(request.getfixturevalue(param) for param in params))
 
 
 def test_readme_starts_with_the_two_commands() -> None:

@@ -526,11 +526,8 @@ class PluginManager:
         """Import the module entry points, whose import registers plugins."""
         pending, self._providers = self._providers, []
         for ep in pending:
-            try:
-                importlib.import_module(ep.module)
-            except Exception as exc:
-                error = _load_error(ep, f"{type(exc).__name__}: {exc}")
-                error.__cause__ = exc
+            error = _import_module(ep)
+            if error is not None:
                 record = _Record(
                     PluginInfo(ep.name, self.group, Version("0"), origin=ep.value),
                     None,
@@ -781,6 +778,17 @@ def _load_error(ep: EntryPoint, reason: str) -> PluginLoadError:
     return PluginLoadError(
         ep.name, f"{ep.name} = {ep.value}", f"{ep.distribution} {ep.version}", reason
     )
+
+
+def _import_module(ep: EntryPoint) -> PluginLoadError | None:
+    """Import a module entry point's module; the error if that failed."""
+    try:
+        importlib.import_module(ep.module)
+    except Exception as exc:
+        error = _load_error(ep, f"{type(exc).__name__}: {exc}")
+        error.__cause__ = exc
+        return error
+    return None
 
 
 def _import_object(ep: EntryPoint) -> object:
