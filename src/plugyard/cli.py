@@ -184,7 +184,7 @@ def _graph(manager: PluginManager, args: argparse.Namespace, out: TextIO) -> int
     plan = manager.plan()
     states = manager.states()
     infos = {name: manager.info(name) for name in states}
-    failed = dict(plan.failures)
+    failed: dict[str, BaseException] = dict(plan.failures)
     failed.update(manager.errors())
     edges = [
         (name, dep.name, str(dep.specifier), dep.optional)
