@@ -12,6 +12,9 @@ The tree::
     ├── PluginLoadError (also ImportError)     an entry point could not be imported
     ├── PluginConflictError                    two distributions provide one plugin name
     ├── PluginSetupError                       the plugin's own setup() raised
+    ├── SignatureError                         a distribution failed verification
+    ├── InvalidKeyError (also ValueError)      a key file or keyring cannot be used
+    ├── InvalidWheelError (also ValueError)    a wheel cannot be signed as it is
     └── DependencyError                        the plugin's dependencies cannot be met
         ├── MissingDependencyError             a required dependency does not exist
         ├── DependencyVersionError             a dependency's version is outside the range
@@ -28,7 +31,16 @@ failed because of another exception, that exception is chained as
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
+
+if typing.TYPE_CHECKING:
+    from pathlib import Path
+
+    from .trust import Problem
+
+#: How many problems an error message spells out before it says "and N more".
+_SHOWN = 5
 
 __all__ = [
     "DependencyCycleError",
@@ -37,7 +49,9 @@ __all__ = [
     "DependencyVersionError",
     "DependentsActiveError",
     "DuplicatePluginError",
+    "InvalidKeyError",
     "InvalidPluginError",
+    "InvalidWheelError",
     "MissingDependencyError",
     "PluginConflictError",
     "PluginError",
@@ -47,6 +61,7 @@ __all__ = [
     "PluginSetupError",
     "PluginStateError",
     "PluginWarning",
+    "SignatureError",
 ]
 
 
@@ -280,3 +295,61 @@ class DependencyFailedError(DependencyError):
             plugin=plugin,
         )
         self.dependency = dependency
+
+
+class SignatureError(PluginError):
+    """A wheel or distribution failed verification; nothing of it was imported.
+
+    Deliberately not an :class:`ImportError`: code that catches
+    ``ImportError`` to fall back when an optional module is missing must not
+    silently swallow tampering.
+
+    Attributes:
+        distribution: The distribution's name.
+        problems: Everything verification found wrong.
+    """
+
+    def __init__(
+        self, distribution: str, problems: Sequence[Problem], *, plugin: str | None = None
+    ) -> None:
+        self.distribution = distribution
+        self.problems = tuple(problems)
+        shown = "; ".join(str(p) for p in self.problems[:_SHOWN])
+        more = len(self.problems) - _SHOWN
+        if more > 0:
+            shown += f"; and {more} more"
+        super().__init__(
+            f"distribution {distribution!r} failed verification: {shown}. Nothing of it "
+            "was imported; reinstall it from a wheel signed by a trusted key.",
+            plugin=plugin,
+        )
+
+
+class InvalidKeyError(PluginError, ValueError):
+    """A key file or keyring cannot be used.
+
+    Attributes:
+        path: The file or directory concerned, if any.
+    """
+
+    def __init__(self, message: str, *, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class InvalidWheelError(PluginError, ValueError):
+    """A wheel cannot be signed as it is.
+
+    Attributes:
+        path: The wheel.
+        problems: What is wrong with it.
+    """
+
+    def __init__(self, path: Path, problems: Sequence[Problem]) -> None:
+        self.path = path
+        self.problems = tuple(problems)
+        shown = "; ".join(str(p) for p in self.problems[:_SHOWN])
+        more = len(self.problems) - _SHOWN
+        if more > 0:
+            shown += f"; and {more} more"
+        super().__init__(f"cannot sign {path.name}: {shown}")

@@ -78,9 +78,7 @@ def generate_key(
     key = Ed25519PrivateKey.generate()
     secret = _passphrase_bytes(passphrase)
     encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(secret)
-        if secret
-        else serialization.NoEncryption()
+        serialization.BestAvailableEncryption(secret) if secret else serialization.NoEncryption()
     )
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
@@ -173,9 +171,7 @@ def load_public_key(path: StrPath) -> Ed25519PublicKey:
     return key
 
 
-def _check_scope(
-    _instance: object, _attribute: object, value: frozenset[str] | None
-) -> None:
+def _check_scope(_instance: object, _attribute: object, value: frozenset[str] | None) -> None:
     if value is not None and any(canonicalize_name(p) != p for p in value):
         raise InvalidKeyError(f"scope {sorted(value)} must hold canonical distribution names")
 
@@ -254,7 +250,7 @@ class Keyring:
 
     __module__ = "plugyard"
 
-    keys: tuple[TrustedKey, ...] = attrs.field(converter=tuple, validator=_check_keys)
+    keys: tuple[TrustedKey, ...] = attrs.field(validator=_check_keys)
     threshold: int = attrs.field(default=1, validator=_check_threshold)
 
     @classmethod

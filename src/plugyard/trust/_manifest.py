@@ -140,9 +140,9 @@ class Manifest:
             "name": self.name,
             "version": self.version,
         }
-        return json.dumps(
-            doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        ).encode("utf-8")
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+            "utf-8"
+        )
 
     @classmethod
     def from_payload(cls, payload: bytes) -> Manifest:
@@ -154,7 +154,9 @@ class Manifest:
         doc = _load_json(payload, "manifest")
         if not isinstance(doc, dict) or set(doc) != {"dist_info", "files", "name", "version"}:
             raise ManifestError("a manifest is an object of dist_info, files, name and version")
-        name, version, dist_info, files = (doc[k] for k in ("name", "version", "dist_info", "files"))
+        name, version, dist_info, files = (
+            doc[k] for k in ("name", "version", "dist_info", "files")
+        )
         if not isinstance(name, str) or not name or canonicalize_name(name) != name:
             raise ManifestError(f"name {name!r} is not a canonical distribution name")
         if not isinstance(version, str) or not version or len(version) > 200:

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
 
-from ..exceptions import PluginError
+from ..exceptions import InvalidKeyError, InvalidWheelError, SignatureError
 
 if TYPE_CHECKING:
     from ._manifest import Manifest
 
-#: How many problems an error message spells out before it says "and N more".
-_SHOWN = 5
+__all__ = [
+    "InvalidKeyError",
+    "InvalidWheelError",
+    "Problem",
+    "ProblemKind",
+    "SignatureError",
+    "VerificationResult",
+]
 
 
 class ProblemKind(str, enum.Enum):
@@ -89,64 +94,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
-
-
-class SignatureError(PluginError):
-    """A wheel or distribution failed verification; nothing of it was imported.
-
-    Deliberately not an :class:`ImportError`: code that catches
-    ``ImportError`` to fall back when an optional module is missing must not
-    silently swallow tampering.
-
-    Attributes:
-        distribution: The distribution's name.
-        problems: Everything verification found wrong.
-    """
-
-    def __init__(
-        self, distribution: str, problems: Sequence[Problem], *, plugin: str | None = None
-    ) -> None:
-        self.distribution = distribution
-        self.problems = tuple(problems)
-        shown = "; ".join(str(p) for p in self.problems[:_SHOWN])
-        more = len(self.problems) - _SHOWN
-        if more > 0:
-            shown += f"; and {more} more"
-        super().__init__(
-            f"distribution {distribution!r} failed verification: {shown}. Nothing of it "
-            "was imported; reinstall it from a wheel signed by a trusted key.",
-            plugin=plugin,
-        )
-
-
-class InvalidKeyError(PluginError, ValueError):
-    """A key file or keyring cannot be used.
-
-    Attributes:
-        path: The file or directory concerned, if any.
-    """
-
-    def __init__(self, message: str, *, path: Path | None = None) -> None:
-        super().__init__(message)
-        self.path = path
-
-
-class InvalidWheelError(PluginError, ValueError):
-    """A wheel cannot be signed as it is.
-
-    Attributes:
-        path: The wheel.
-        problems: What is wrong with it.
-    """
-
-    def __init__(self, path: Path, problems: Sequence[Problem]) -> None:
-        self.path = path
-        self.problems = tuple(problems)
-        shown = "; ".join(str(p) for p in self.problems[:_SHOWN])
-        more = len(self.problems) - _SHOWN
-        if more > 0:
-            shown += f"; and {more} more"
-        super().__init__(f"cannot sign {path.name}: {shown}")
 
 
 @attrs.frozen

@@ -1,0 +1,119 @@
+"""Which modules a manifest's files are, and which directories a distribution owns."""
+
+from __future__ import annotations
+
+import importlib.machinery
+from collections.abc import Iterable
+
+import attrs
+
+#: Suffixes of files the import system (or ``site``) may run.
+IMPORTABLE_SUFFIXES = tuple(
+    sorted(
+        {*importlib.machinery.all_suffixes(), ".py", ".pyc", ".pyo", ".pyw", ".so", ".pyd", ".pth"}
+    )
+)
+
+
+@attrs.frozen
+class ModuleFile:
+    """One importable module of a distribution.
+
+    Attributes:
+        name: The module's dotted name.
+        path: Its file, relative to the site directory.
+        is_package: Whether the file is a package's ``__init__``.
+        is_extension: Whether it is a compiled extension module.
+    """
+
+    name: str
+    path: str
+    is_package: bool
+    is_extension: bool
+
+    @property
+    def rank(self) -> int:
+        """The import system's preference: packages, then extensions, then sources."""
+        return 2 * self.is_package + self.is_extension
+
+
+@attrs.frozen
+class Layout:
+    """The importable shape of a distribution.
+
+    Attributes:
+        modules: Every module by dotted name.
+        namespaces: Dotted names of directories that are parents of modules
+            but have no ``__init__``: implicit namespace packages.
+        roots: Directories (relative to the site directory) of the outermost
+            regular packages: everything below them belongs to the distribution.
+    """
+
+    modules: dict[str, ModuleFile]
+    namespaces: frozenset[str]
+    roots: tuple[str, ...]
+
+    @property
+    def loose_modules(self) -> tuple[ModuleFile, ...]:
+        """Modules outside every root: top-level modules and namespace portions."""
+        return tuple(m for m in self.modules.values() if _parent(m.name) not in self.modules)
+
+
+def _parent(name: str) -> str:
+    return name.rpartition(".")[0]
+
+
+def module_for(path: str) -> ModuleFile | None:
+    """The module a site-relative file path is, if the import system can import it."""
+    *dirs, filename = path.split("/")
+    if filename.endswith(".py"):
+        stem, is_extension = filename[:-3], False
+    else:
+        suffix = next(
+            (s for s in importlib.machinery.EXTENSION_SUFFIXES if filename.endswith(s)), None
+        )
+        if suffix is None:
+            return None
+        stem, is_extension = filename[: -len(suffix)], True
+    if not stem.isidentifier() or not all(d.isidentifier() for d in dirs):
+        return None
+    if stem == "__init__":
+        if not dirs:
+            return None
+        return ModuleFile(".".join(dirs), path, True, is_extension)
+    return ModuleFile(".".join([*dirs, stem]), path, False, is_extension)
+
+
+def layout_of(paths: Iterable[str]) -> Layout:
+    """The layout of a distribution whose files land at ``paths`` (site-relative)."""
+    modules: dict[str, ModuleFile] = {}
+    for path in paths:
+        module = module_for(path)
+        if module is None:
+            continue
+        old = modules.get(module.name)
+        if old is None or module.rank > old.rank:
+            modules[module.name] = module
+    namespaces = set()
+    for name in modules:
+        parent = _parent(name)
+        while parent and not (parent in modules and modules[parent].is_package):
+            namespaces.add(parent)
+            parent = _parent(parent)
+    roots = tuple(
+        sorted(
+            name.replace(".", "/")
+            for name, module in modules.items()
+            if module.is_package and not _has_package_parent(name, modules)
+        )
+    )
+    return Layout(modules, frozenset(namespaces), roots)
+
+
+def _has_package_parent(name: str, modules: dict[str, ModuleFile]) -> bool:
+    parent = _parent(name)
+    while parent:
+        if parent in modules and modules[parent].is_package:
+            return True
+        parent = _parent(parent)
+    return False

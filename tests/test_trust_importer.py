@@ -1,0 +1,403 @@
+"""The verified importer, in this process, on distributions installed with ``installer``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+import importlib.util
+import inspect
+import itertools
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from plugyard.trust import (
+    ProblemKind,
+    SignatureError,
+    VerificationResult,
+    VerifiedImporter,
+    _importer,
+    default_cache_dir,
+    sign_wheel,
+    verify_distribution,
+    verify_wheel,
+)
+from plugyard.trust._layout import layout_of
+from trust_helpers import forge_pyc, install_wheel, keyring_of, write_wheel
+
+KEY = Ed25519PrivateKey.generate()
+RING = keyring_of(KEY)
+_numbers = itertools.count()
+
+
+@attrs.frozen
+class Installed:
+    """A signed distribution installed under a unique package name."""
+
+    name: str
+    package: str
+    site: Path
+    result: VerificationResult
+
+
+@pytest.fixture(name="clean_imports")
+def fixture_clean_imports() -> Iterator[None]:
+    """Undo what a test imports and puts on sys.meta_path."""
+    before_modules = set(sys.modules)
+    before_path = list(sys.meta_path)
+    yield
+    for name in set(sys.modules) - before_modules:
+        del sys.modules[name]
+    sys.meta_path[:] = before_path
+    importlib.invalidate_caches()
+
+
+@pytest.fixture(name="install")
+def fixture_install(tmp_path: Path, clean_imports: None) -> Callable[..., Installed]:
+    def install(files: dict[str, str], *, on_path: bool = False) -> Installed:
+        n = next(_numbers)
+        package, name = f"vpkg{n}", f"vdist{n}"
+        concrete = {p.replace("PKG", package): c for p, c in files.items()}
+        root = tmp_path / f"d{n}"
+        wheel = sign_wheel(write_wheel(root / "dist", concrete, name=name), KEY)
+        site = install_wheel(wheel, root / "install")
+        if on_path:
+            sys.path.insert(0, str(site))
+        result = verify_distribution(name, RING, path=[site])
+        assert result.ok, result.problems
+        return Installed(name, package, site, result)
+
+    return install
+
+
+PACKAGE = {
+    "PKG/__init__.py": "VALUE = 'genuine'\nfrom . import helper\n",
+    "PKG/helper.py": "def shout(x):\n    return x.upper()\n",
+    "PKG/sub/__init__.py": "",
+    "PKG/sub/deep.py": "def fail():\n    raise ValueError('deep failure')\n",
+    "PKG/resources/greeting.txt": "hello",
+}
+
+
+@pytest.fixture(name="importer")
+def fixture_importer(tmp_path: Path) -> Iterator[VerifiedImporter]:
+    with VerifiedImporter(tmp_path / "code-cache") as importer:
+        yield importer
+
+
+def test_a_verified_package_imports_with_its_submodules(
+    install: Callable[..., Installed], importer: VerifiedImporter
+) -> None:
+    dist = install(PACKAGE)
+
+    assert importer.add(dist.result) == (dist.package,)
+    module = importlib.import_module(dist.package)
+    deep = importlib.import_module(f"{dist.package}.sub.deep")
+
+    assert module.VALUE == "genuine"
+    assert module.helper.shout("a") == "A"
+    assert module.__file__ == str(dist.site / dist.package / "__init__.py")
+    assert module.__path__ == [str(dist.site / dist.package)]
+    assert module.__spec__ is not None
+    assert module.__spec__.origin == module.__file__
+    assert deep.__file__ == str(dist.site / dist.package / "sub" / "deep.py")
+    assert deep.__package__ == f"{dist.package}.sub"
+    assert importer.distributions == {dist.name}
+    assert importer.modules_of(dist.name) == (
+        dist.package,
+        f"{dist.package}.helper",
+        f"{dist.package}.sub",
+        f"{dist.package}.sub.deep",
+    )
+
+
+def test_resources_source_and_tracebacks_work(
+    install: Callable[..., Installed], importer: VerifiedImporter
+) -> None:
+    dist = install(PACKAGE)
+    importer.add(dist.result)
+    deep = importlib.import_module(f"{dist.package}.sub.deep")
+
+    text = importlib.resources.files(dist.package).joinpath("resources/greeting.txt").read_text()
+    assert text == "hello"
+    assert "raise ValueError('deep failure')" in inspect.getsource(deep)
+    with pytest.raises(ValueError, match="deep failure") as exc:
+        deep.fail()
+    formatted = "".join(traceback.format_exception(exc.value))
+    assert "deep.py" in formatted
+    assert "raise ValueError('deep failure')" in formatted
+
+
+def test_compiled_code_is_cached_by_verified_hash(
+    install: Callable[..., Installed], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dist = install(PACKAGE)
+    compiled: list[str] = []
+
+    def counting_compile(source: bytes, filename: str, *args: Any, **kwargs: Any) -> Any:
+        compiled.append(filename)
+        return compile(source, filename, *args, **kwargs)
+
+    monkeypatch.setattr(_importer, "compile", counting_compile, raising=False)
+    cache = tmp_path / "cache"
+    for _ in range(2):
+        with VerifiedImporter(cache) as importer:
+            importer.add(dist.result)
+            importlib.import_module(dist.package)
+        for name in [m for m in sys.modules if m.startswith(dist.package)]:
+            del sys.modules[name]
+
+    assert sorted(Path(f).name for f in compiled) == ["__init__.py", "helper.py"]
+    assert len(list(cache.glob("*.bin"))) == 2
+    assert stat_mode(cache) == 0o700
+
+
+def stat_mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_a_corrupt_cache_entry_is_recompiled(
+    install: Callable[..., Installed], tmp_path: Path
+) -> None:
+    dist = install({"PKG/__init__.py": "VALUE = 'genuine'\n"})
+    cache = tmp_path / "cache"
+    with VerifiedImporter(cache) as importer:
+        importer.add(dist.result)
+        importlib.import_module(dist.package)
+    del sys.modules[dist.package]
+    (entry,) = cache.glob("*.bin")
+    entry.write_bytes(entry.read_bytes()[:40] + b"garbage")
+
+    with VerifiedImporter(cache) as importer:
+        importer.add(dist.result)
+        assert importlib.import_module(dist.package).VALUE == "genuine"
+
+
+def test_a_cache_directory_others_can_write_is_not_used(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+
+    assert VerifiedImporter(shared).cache_dir is None
+    assert VerifiedImporter(tmp_path / "mine").cache_dir == tmp_path / "mine"
+    assert VerifiedImporter(tmp_path / "off", cache=False).cache_dir is None
+
+
+def test_the_default_cache_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "plugyard" / "code"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_cache_dir() == Path.home() / ".cache" / "plugyard" / "code"
+
+
+def test_a_forged_pyc_runs_by_default_but_never_through_the_importer(
+    install: Callable[..., Installed], importer: VerifiedImporter
+) -> None:
+    dist = install(PACKAGE)
+    source = dist.site / dist.package / "helper.py"
+    forge_pyc(source, "def shout(x):\n    return 'pwned'\n")
+    # What the default import system does with it: the forged code runs.
+    spec = importlib.util.spec_from_file_location("forged_probe", source)
+    assert spec is not None
+    assert spec.loader is not None
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    assert probe.shout("a") == "pwned"
+    # Verification tolerates bytecode of listed sources: the importer ignores it.
+    assert verify_distribution(dist.name, RING, path=[dist.site]).ok
+
+    importer.add(dist.result)
+    module = importlib.import_module(dist.package)
+
+    assert module.helper.shout("a") == "A"
+
+
+def test_a_file_changed_after_verification_is_refused_at_import(
+    install: Callable[..., Installed], importer: VerifiedImporter
+) -> None:
+    dist = install(PACKAGE)
+    importer.add(dist.result)
+    (dist.site / dist.package / "helper.py").write_text("raise SystemExit('evil')\n")
+
+    with pytest.raises(SignatureError) as exc:
+        importlib.import_module(dist.package)
+
+    (problem,) = exc.value.problems
+    assert problem.kind is ProblemKind.HASH_MISMATCH
+    assert problem.path == str(dist.site / dist.package / "helper.py")
+    assert exc.value.distribution == dist.name
+    assert dist.package not in sys.modules
+
+
+def test_a_deleted_module_is_refused_at_import(
+    install: Callable[..., Installed], importer: VerifiedImporter
+) -> None:
+    dist = install(PACKAGE)
+    importer.add(dist.result)
+    (dist.site / dist.package / "sub" / "deep.py").unlink()
+
+    with pytest.raises(SignatureError, match="cannot be read"):
+        importlib.import_module(f"{dist.package}.sub.deep")
+
+
+def test_unlisted_submodules_are_refused_or_missing(
+    install: Callable[..., Installed], importer: VerifiedImporter
+) -> None:
+    dist = install(PACKAGE)
+    importer.add(dist.result)
+    (dist.site / dist.package / "planted.py").write_text("raise SystemExit('planted')\n")
+    (dist.site / dist.package / "pkgplant").mkdir()
+    (dist.site / dist.package / "pkgplant" / "__init__.py").write_text("")
+
+    for name in ("planted", "pkgplant"):
+        with pytest.raises(SignatureError) as exc:
+            importlib.import_module(f"{dist.package}.{name}")
+        assert exc.value.problems[0].kind is ProblemKind.UNLISTED_FILE
+    with pytest.raises(ModuleNotFoundError, match="not in the signed manifest") as missing:
+        importlib.import_module(f"{dist.package}.absent")
+    assert missing.value.name == f"{dist.package}.absent"
+
+
+def test_modules_are_imported_from_the_verified_location_whatever_sys_path_says(
+    install: Callable[..., Installed], importer: VerifiedImporter, tmp_path: Path
+) -> None:
+    dist = install(PACKAGE)
+    impostor = tmp_path / "impostor"
+    (impostor / dist.package).mkdir(parents=True)
+    (impostor / dist.package / "__init__.py").write_text("VALUE = 'impostor'\n")
+    sys.path.insert(0, str(impostor))
+
+    importer.add(dist.result)
+
+    assert importlib.import_module(dist.package).VALUE == "genuine"
+
+
+def test_a_namespace_portion_imports(
+    install: Callable[..., Installed], importer: VerifiedImporter
+) -> None:
+    dist = install(
+        {"PKG_ns/portion/__init__.py": "WHERE = 'portion'\n", "PKG_top.py": "TOP = 1\n"},
+        on_path=True,
+    )
+
+    importer.add(dist.result)
+
+    portion = importlib.import_module(f"{dist.package}_ns.portion")
+    assert portion.WHERE == "portion"
+    assert portion.__spec__ is not None
+    assert isinstance(portion.__spec__.loader, _importer._VerifiedLoader)
+    assert importlib.import_module(f"{dist.package}_top").TOP == 1
+
+
+def test_an_init_planted_in_a_namespace_portion_is_refused(
+    install: Callable[..., Installed], importer: VerifiedImporter
+) -> None:
+    dist = install({"PKG_ns/portion/__init__.py": ""}, on_path=True)
+    importer.add(dist.result)
+    (dist.site / f"{dist.package}_ns" / "__init__.py").write_text("raise SystemExit('planted')\n")
+
+    with pytest.raises(SignatureError) as exc:
+        importlib.import_module(f"{dist.package}_ns.portion")
+
+    assert exc.value.problems[0].kind is ProblemKind.UNLISTED_FILE
+
+
+def test_only_ok_installed_results_can_be_added(tmp_path: Path, importer: VerifiedImporter) -> None:
+    wheel = sign_wheel(write_wheel(tmp_path, {"x/__init__.py": ""}), KEY)
+    unsigned = write_wheel(tmp_path / "u", {"x/__init__.py": ""})
+
+    with pytest.raises(SignatureError, match="only installed distributions"):
+        importer.add(verify_wheel(wheel, RING))
+    with pytest.raises(SignatureError, match="not signed"):
+        importer.add(verify_wheel(unsigned, RING))
+
+
+def test_a_module_imported_before_verification_is_refused(
+    install: Callable[..., Installed], importer: VerifiedImporter
+) -> None:
+    dist = install(PACKAGE, on_path=True)
+    importer.uninstall()
+    importlib.import_module(dist.package)
+
+    with pytest.raises(SignatureError) as exc:
+        importer.add(dist.result)
+
+    kinds = {p.kind for p in exc.value.problems}
+    assert kinds == {ProblemKind.IMPORTED_UNVERIFIED}
+
+
+def test_two_distributions_cannot_provide_one_module(
+    tmp_path: Path, importer: VerifiedImporter
+) -> None:
+    results = []
+    for name in ("dist-a", "dist-b"):
+        wheel = sign_wheel(
+            write_wheel(tmp_path / name, {"clashpkg/__init__.py": name}, name=name), KEY
+        )
+        site = install_wheel(wheel, tmp_path / name / "install")
+        results.append(verify_distribution(name, RING, path=[site]))
+    importer.add(results[0])
+
+    with pytest.raises(SignatureError) as exc:
+        importer.add(results[1])
+
+    assert {p.kind for p in exc.value.problems} == {ProblemKind.MODULE_CONFLICT}
+    importer.remove("dist-a")
+    assert importer.add(results[1]) == ("clashpkg",)
+    assert importer.distributions == {"dist-b"}
+
+
+def test_adding_again_replaces_and_remove_lets_go(
+    install: Callable[..., Installed], importer: VerifiedImporter
+) -> None:
+    dist = install(PACKAGE)
+    importer.add(dist.result)
+    importer.add(dist.result)
+
+    importer.remove(dist.name)
+
+    assert importer.distributions == frozenset()
+    assert importer.find_spec(dist.package) is None
+
+
+def test_install_is_idempotent_and_uninstall_removes(tmp_path: Path) -> None:
+    importer = VerifiedImporter(tmp_path)
+    importer.install()
+    importer.install()
+    try:
+        assert sys.meta_path[0] is importer
+        assert sys.meta_path.count(importer) == 1
+    finally:
+        importer.uninstall()
+    assert importer not in sys.meta_path
+
+
+def test_layout_names_modules_packages_and_extensions() -> None:
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    layout = layout_of(
+        [
+            "a/__init__.py",
+            "a/b.py",
+            f"a/fast{suffix}",
+            "a/fast.py",
+            "a/c/__init__.py",
+            "ns/x/__init__.py",
+            "ns/y.py",
+            "top.py",
+            "a/data-files/x.py",
+            "d.dist-info/METADATA",
+            "__init__.py",
+        ]
+    )
+
+    assert sorted(layout.modules) == ["a", "a.b", "a.c", "a.fast", "ns.x", "ns.y", "top"]
+    assert layout.modules["a.fast"].is_extension
+    assert layout.namespaces == {"ns"}
+    assert layout.roots == ("a", "ns/x")
+    assert {m.name for m in layout.loose_modules} == {"a", "ns.x", "ns.y", "top"}
