@@ -7,6 +7,7 @@ from typing import Any
 from ._discovery import EntryPoint
 from ._manager import Candidate, PluginHandle, PluginManager
 from ._model import Dependency, FunctionPlugin, Plugin, PluginContext, PluginInfo, PluginState
+from ._policy import TrustPolicy
 from ._registry import DEFAULT_GROUP, Registry, get_registry, register
 from ._resolve import Plan
 
@@ -24,6 +25,7 @@ __all__ = [
     "PluginManager",
     "PluginState",
     "Registry",
+    "TrustPolicy",
     "__version__",
     "get_registry",
     "register",

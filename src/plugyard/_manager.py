@@ -17,6 +17,7 @@ from packaging.version import InvalidVersion, Version
 from . import _discovery, _resolve
 from ._discovery import EntryPoint
 from ._model import FunctionPlugin, PluginContext, PluginInfo, PluginState, check_name
+from ._policy import Gate, TrustPolicy
 from ._registry import Registry, get_registry, info_for
 from .exceptions import (
     DependencyFailedError,
@@ -28,6 +29,7 @@ from .exceptions import (
     PluginNotActiveError,
     PluginNotFoundError,
     PluginSetupError,
+    SignatureError,
 )
 
 log = logging.getLogger("plugyard")
@@ -187,6 +189,8 @@ class PluginManager:
         entry_points: Whether to find installed plugins through the entry
             points of the group.
         path: Where to look for installed distributions; ``sys.path`` by default.
+        trust: Which installed plugins must be signed; nothing is verified by
+            default. See :class:`TrustPolicy`.
 
     Raises:
         ValueError: neither ``registry`` nor ``group`` is given, or both are
@@ -202,6 +206,7 @@ class PluginManager:
         group: str | None = None,
         entry_points: bool = True,
         path: Sequence[str] | None = None,
+        trust: TrustPolicy | None = None,
     ) -> None:
         if registry is None:
             if group is None:
@@ -218,6 +223,8 @@ class PluginManager:
         # Active plugins in the order they were set up; torn down in reverse.
         self._started: list[str] = []
         self._use_entry_points = entry_points
+        self.trust = trust or TrustPolicy()
+        self._gate = Gate(self.trust, self.group)
         self._path = None if path is None else list(path)
         self._entry_points: list[EntryPoint] | None = None
         # Module entry points found, and those not imported yet.
@@ -418,6 +425,7 @@ class PluginManager:
         """
         with self._lock:
             importlib.invalidate_caches()
+            self._gate.forget()
             before = {c.name for c in self.candidates()}
             for name, record in list(self._records.items()):
                 if record.entry_point is not None and record.state in (
@@ -526,7 +534,7 @@ class PluginManager:
         """Import the module entry points, whose import registers plugins."""
         pending, self._providers = self._providers, []
         for ep in pending:
-            error = _import_module(ep)
+            error = self._gate.check(ep.name, ep.distribution, ep.path) or _import_module(ep)
             if error is not None:
                 record = _Record(
                     PluginInfo(ep.name, self.group, Version("0"), origin=ep.value),
@@ -554,8 +562,11 @@ class PluginManager:
         if record.imported or ep is None:
             return record.target is not None
         try:
+            refused = self._gate.check(record.info.name, ep.distribution, ep.path)
+            if refused is not None:
+                raise refused
             target = _import_object(ep)
-        except PluginLoadError as error:
+        except (PluginLoadError, SignatureError) as error:
             record.imported = True
             self._fail(record, error)
             log.warning("%s", error)

@@ -1,4 +1,4 @@
-"""The ``plugyard`` command: list, inspect, graph and run the plugins of a group.
+"""The ``plugyard`` command: list, inspect, graph and run plugins; make keys, sign, verify.
 
 Exit codes: 0 success, 1 a plugin failed, 2 a usage error. Errors go to
 stderr, one line each, naming the plugin. ``--json`` output is documented in
@@ -64,17 +64,50 @@ def _parser() -> argparse.ArgumentParser:
         help="the argument: parsed as JSON when it is valid JSON, else passed as a string",
     )
     run.add_argument("--raw", action="store_true", help="pass DATA as a string, never as JSON")
+
+    env_help = "read the private key's passphrase from this environment variable"
+    keygen = commands.add_parser("keygen", help="Create an Ed25519 key pair for signing.")
+    keygen.add_argument("--out", required=True, type=Path, help="the directory to write to")
+    keygen.add_argument("--id", dest="key_name", default="plugyard", help="the files' name")
+    keygen.add_argument("--passphrase-env", metavar="VAR", help=env_help)
+
+    sign = commands.add_parser("sign", help="Sign a wheel (again, with another key, to add one).")
+    sign.add_argument("wheel", type=Path)
+    sign.add_argument("--key", required=True, type=Path, help="the private key (PEM)")
+    sign.add_argument(
+        "--out",
+        help="the signed wheel's path, or a directory (created when the path ends with /); "
+        "by default the wheel is replaced",
+    )
+    sign.add_argument("--passphrase-env", metavar="VAR", help=env_help)
+
+    verify = command("verify", "Verify a wheel, an installed distribution, or a group's.")
+    verify.add_argument("target", nargs="?", help="a .whl file or an installed distribution")
+    keys = verify.add_mutually_exclusive_group(required=True)
+    keys.add_argument("--keyring", type=Path, help="a directory of trusted public keys")
+    keys.add_argument("--key", type=Path, help="one trusted public key (PEM)")
+    verify.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = _parser().parse_args(argv)
-    if not args.group:
-        _err(f"no group: pass --group or set ${GROUP_ENV}")
-        return EXIT_USAGE
-    handler = {"list": _list, "inspect": _inspect, "graph": _graph, "run": _run}[args.command]
     try:
+        if args.command in ("keygen", "sign", "verify"):
+            from . import _cli_trust
+
+            handlers = {"keygen": _cli_trust.keygen, "sign": _cli_trust.sign}
+            if args.command in handlers:
+                return handlers[args.command](args, sys.stdout)
+            if args.target is None and not args.group:
+                _err(f"verify needs a wheel, a distribution, or --group (or ${GROUP_ENV})")
+                return EXIT_USAGE
+            return _cli_trust.verify(args, sys.stdout)
+        if not args.group:
+            _err(f"no group: pass --group or set ${GROUP_ENV}")
+            return EXIT_USAGE
+        handler = {"list": _list, "inspect": _inspect, "graph": _graph, "run": _run}[args.command]
         with PluginManager(group=args.group) as manager:
             return handler(manager, args, sys.stdout)
     except BrokenPipeError:

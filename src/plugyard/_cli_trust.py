@@ -1,0 +1,144 @@
+"""The ``keygen``, ``sign`` and ``verify`` commands; imported only when used.
+
+They need cryptography, which the plugin commands do not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from ._discovery import entry_points
+from .cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from .exceptions import InvalidKeyError, InvalidWheelError
+from .trust import (
+    Keyring,
+    VerificationResult,
+    generate_key,
+    key_id,
+    load_private_key,
+    load_public_key,
+    sign_wheel,
+    verify_distribution,
+    verify_wheel,
+)
+
+
+def _err(message: str) -> None:
+    print(f"plugyard: {message}", file=sys.stderr)
+
+
+def _passphrase(args: argparse.Namespace) -> str | None:
+    var = args.passphrase_env
+    if var is None:
+        return None
+    value = os.environ.get(var)
+    if value is None:
+        raise InvalidKeyError(f"the environment variable {var} (--passphrase-env) is not set")
+    return value
+
+
+def keygen(args: argparse.Namespace, out: TextIO) -> int:
+    """Create a key pair; refuse to overwrite."""
+    try:
+        private, public = generate_key(args.out, args.key_name, passphrase=_passphrase(args))
+    except (FileExistsError, InvalidKeyError) as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    out.write(f"private key: {private}  (keep it secret; mode 0600)\n")
+    out.write(f"public key:  {public}  (give it to verifiers)\n")
+    out.write(f"key id:      {key_id(load_public_key(public))}\n")
+    return EXIT_OK
+
+
+def sign(args: argparse.Namespace, out: TextIO) -> int:
+    """Sign one wheel."""
+    try:
+        key = load_private_key(args.key, _passphrase(args))
+        if args.out is not None and args.out.endswith(("/", os.sep)):
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+        signed = sign_wheel(args.wheel, key, args.out)
+    except InvalidWheelError as exc:
+        for problem in exc.problems:
+            _err(f"{args.wheel.name}: {problem.kind}: {problem}")
+        return EXIT_FAILED
+    except (OSError, InvalidKeyError) as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    out.write(f"signed {signed} with key {key_id(key.public_key())}\n")
+    return EXIT_OK
+
+
+def _keyring(args: argparse.Namespace) -> Keyring:
+    if args.keyring is not None:
+        return Keyring.from_directory(args.keyring)
+    return Keyring.from_keys([load_public_key(args.key)])
+
+
+def _targets(args: argparse.Namespace) -> list[str]:
+    if args.target is not None:
+        return [args.target]
+    seen: dict[str, str] = {}
+    for ep in entry_points(args.group):
+        seen.setdefault(ep.distribution, ep.path)
+    return sorted(seen.values())
+
+
+def _verify_one(target: str, keyring: Keyring) -> VerificationResult:
+    if target.endswith(".whl"):
+        return verify_wheel(target, keyring)
+    if Path(target).is_dir() and target.endswith(".dist-info"):
+        from importlib.metadata import PathDistribution
+
+        return verify_distribution(PathDistribution(Path(target)), keyring)
+    return verify_distribution(target, keyring)
+
+
+def _result_json(result: VerificationResult) -> dict[str, Any]:
+    return {
+        "distribution": result.distribution,
+        "version": result.version,
+        "ok": result.ok,
+        "signers": list(result.signers),
+        "problems": [
+            {
+                "kind": p.kind.value,
+                "path": p.path,
+                "message": p.message,
+                "expected": p.expected,
+                "actual": p.actual,
+            }
+            for p in result.problems
+        ],
+    }
+
+
+def verify(args: argparse.Namespace, out: TextIO) -> int:
+    """Verify each target; one line per problem on stderr."""
+    try:
+        keyring = _keyring(args)
+    except (OSError, InvalidKeyError) as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    targets = _targets(args)
+    if not targets:
+        _err(f"no installed distribution declares entry points in group {args.group!r}")
+        return EXIT_FAILED
+    results = [_verify_one(target, keyring) for target in targets]
+    if args.json:
+        json.dump([_result_json(r) for r in results], out, indent=2)
+        out.write("\n")
+    for result in results:
+        label = f"{result.distribution} {result.version or ''}".strip()
+        if result.ok and not args.json:
+            out.write(f"{label}: ok, signed by {', '.join(result.signers)}\n")
+        for problem in result.problems:
+            detail = ""
+            if problem.expected is not None or problem.actual is not None:
+                detail = f" (expected {problem.expected}, actual {problem.actual})"
+            _err(f"{label}: {problem.kind}: {problem}{detail}")
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
