@@ -4,8 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._configstore import ConfigStore
 from ._discovery import EntryPoint
+from ._events import (
+    ConfigChanged,
+    ConfigRejected,
+    Event,
+    EventBus,
+    PluginActivated,
+    PluginCrashed,
+    PluginDiscovered,
+    PluginFailed,
+    PluginLoaded,
+    PluginReloaded,
+    PluginUnloaded,
+    SignatureRejected,
+    Subscription,
+)
 from ._manager import Candidate, PluginHandle, PluginManager
+from ._metrics import MetricsSnapshot, to_prometheus
 from ._model import Dependency, FunctionPlugin, Plugin, PluginContext, PluginInfo, PluginState
 from ._policy import TrustPolicy
 from ._registry import DEFAULT_GROUP, Registry, get_registry, register
@@ -14,21 +31,37 @@ from ._resolve import Plan
 __all__ = [
     "DEFAULT_GROUP",
     "Candidate",
+    "ConfigChanged",
+    "ConfigRejected",
+    "ConfigStore",
     "Dependency",
     "EntryPoint",
+    "Event",
+    "EventBus",
     "FunctionPlugin",
+    "MetricsSnapshot",
     "Plan",
     "Plugin",
+    "PluginActivated",
     "PluginContext",
+    "PluginCrashed",
+    "PluginDiscovered",
+    "PluginFailed",
     "PluginHandle",
     "PluginInfo",
+    "PluginLoaded",
     "PluginManager",
+    "PluginReloaded",
     "PluginState",
+    "PluginUnloaded",
     "Registry",
+    "SignatureRejected",
+    "Subscription",
     "TrustPolicy",
     "__version__",
     "get_registry",
     "register",
+    "to_prometheus",
 ]
 
 

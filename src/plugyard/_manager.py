@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import logging
+import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any, cast
 
@@ -15,11 +18,25 @@ import attrs
 from packaging.version import InvalidVersion, Version
 
 from . import _discovery, _resolve
+from ._configstore import ConfigStore, unstructure, validate
 from ._discovery import EntryPoint
+from ._events import (
+    ConfigChanged,
+    ConfigRejected,
+    EventBus,
+    PluginActivated,
+    PluginDiscovered,
+    PluginFailed,
+    PluginLoaded,
+    PluginUnloaded,
+    SignatureRejected,
+)
+from ._metrics import GroupMetrics
 from ._model import FunctionPlugin, PluginContext, PluginInfo, PluginState, check_name
 from ._policy import Gate, TrustPolicy
 from ._registry import Registry, get_registry, info_for
 from .exceptions import (
+    ConfigError,
     DependencyFailedError,
     DependentsActiveError,
     InvalidPluginError,
@@ -100,6 +117,7 @@ class Candidate:
         kind: ``"entry point"`` (a class or function), ``"module"`` (an entry
             point whose import registers plugins) or ``"registered"`` (in code).
         state: Its state in the manager.
+        enabled: ``False`` when it was disabled with :meth:`PluginManager.disable`.
     """
 
     __module__ = "plugyard"
@@ -111,12 +129,14 @@ class Candidate:
     value: str
     kind: str
     state: PluginState
+    enabled: bool = True
 
 
 class _Record:
     """The manager's mutable entry for one plugin, changed only under its lock."""
 
     __slots__ = (
+        "config",
         "entry_point",
         "error",
         "handle",
@@ -146,6 +166,8 @@ class _Record:
         self.state = PluginState.DISCOVERED
         self.instance: Any = None
         self.error: BaseException | None = None
+        # The config the active instance runs with: its config_type's instance, or a mapping.
+        self.config: Any = _EMPTY
 
 
 def _not_active(record: _Record) -> PluginNotActiveError:
@@ -191,6 +213,11 @@ class PluginManager:
         path: Where to look for installed distributions; ``sys.path`` by default.
         trust: Which installed plugins must be signed; nothing is verified by
             default. See :class:`TrustPolicy`.
+        config: A directory (or :class:`ConfigStore`) holding each plugin's
+            configuration and which plugins are disabled; without one,
+            plugins get empty configurations and nothing is persisted.
+        events: The bus lifecycle events are published on; a new one by default.
+        metrics: Whether to count calls, errors and latency of each plugin.
 
     Raises:
         ValueError: neither ``registry`` nor ``group`` is given, or both are
@@ -207,6 +234,9 @@ class PluginManager:
         entry_points: bool = True,
         path: Sequence[str] | None = None,
         trust: TrustPolicy | None = None,
+        config: ConfigStore | str | os.PathLike[str] | None = None,
+        events: EventBus | None = None,
+        metrics: bool = True,
     ) -> None:
         if registry is None:
             if group is None:
@@ -224,6 +254,13 @@ class PluginManager:
         self._started: list[str] = []
         self._use_entry_points = entry_points
         self.trust = trust or TrustPolicy()
+        self.events = events if events is not None else EventBus()
+        self.config_store = (
+            config if isinstance(config, ConfigStore) or config is None else ConfigStore(config)
+        )
+        self._metrics = GroupMetrics(self.group) if metrics else None
+        # Disabled plugins when there is no store to persist them in.
+        self._disabled: set[str] = set()
         self._gate = Gate(self.trust, self.group)
         self._path = None if path is None else list(path)
         self._entry_points: list[EntryPoint] | None = None
@@ -235,6 +272,12 @@ class PluginManager:
 
     def __repr__(self) -> str:
         return f"<PluginManager {self.group!r}: {len(self._records)} plugins>"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialize a lifecycle operation; its events reach handlers after the lock is released."""
+        with self.events.deferred(), self._lock:
+            yield
 
     def __enter__(self) -> PluginManager:
         return self
@@ -287,8 +330,10 @@ class PluginManager:
             PluginError: the plugin could not start; the same error is kept
                 in :meth:`errors`.
         """
-        with self._lock:
+        with self._locked():
             record = self._record(name)
+            if name in self._disabled_names():
+                raise _disabled_error(name, record.state)
             if record.state is not PluginState.ACTIVE:
                 self._start([name])
             if record.state is PluginState.FAILED and record.error is not None:
@@ -296,18 +341,25 @@ class PluginManager:
             return record.handle
 
     def load_all(self) -> Mapping[str, PluginState]:
-        """Start every plugin that is not active, in dependency order.
+        """Start every plugin that is not active nor disabled, in dependency order.
 
         Failures do not raise: they are in :meth:`states` and :meth:`errors`.
 
         Returns:
             The state of every plugin, as :meth:`states` would.
         """
-        with self._lock:
+        with self._locked():
             self._sync()  # so that plugins registered since are started too
             if self._providers:
                 self._import_providers()
-            self._start([n for n, r in self._records.items() if r.state is not PluginState.ACTIVE])
+            disabled = self._disabled_names()
+            self._start(
+                [
+                    name
+                    for name, record in self._records.items()
+                    if record.state is not PluginState.ACTIVE and name not in disabled
+                ]
+            )
             return self.states()
 
     def unload(self, name: str, *, cascade: bool = False) -> None:
@@ -324,7 +376,7 @@ class PluginManager:
             DependentsActiveError: active plugins depend on it and
                 ``cascade`` is false; nothing was torn down.
         """
-        with self._lock:
+        with self._locked():
             record = self._record(name)
             if record.state is not PluginState.ACTIVE:
                 raise _not_active(record)
@@ -337,13 +389,13 @@ class PluginManager:
 
     def shutdown(self) -> None:
         """Tear down every active plugin, dependents before their dependencies."""
-        with self._lock:
+        with self._locked():
             for name in reversed(list(self._started)):
                 self._teardown(self._records[name])
 
     def states(self) -> Mapping[str, PluginState]:
         """Every known plugin's state, by name (sorted)."""
-        with self._lock:
+        with self._locked():
             self._sync()
             return {name: self._records[name].state for name in sorted(self._records)}
 
@@ -353,7 +405,7 @@ class PluginManager:
         Where the plugin failed because of another exception (its ``setup``
         raised, a dependency failed), that exception is ``__cause__``.
         """
-        with self._lock:
+        with self._locked():
             return {
                 name: record.error
                 for name, record in sorted(self._records.items())
@@ -366,7 +418,7 @@ class PluginManager:
         Active plugins are left out of the plan: they are started already.
         Plugins that cannot be imported are in its ``failures``.
         """
-        with self._lock:
+        with self._locked():
             self._sync()
             if self._providers:
                 self._import_providers()
@@ -389,6 +441,130 @@ class PluginManager:
             )
             return attrs.evolve(planned, failures={**failures, **planned.failures})
 
+    def metrics(self, name: str | None = None) -> Any:
+        """Call counts, errors, latency and timings: of every plugin, or of one.
+
+        Returns:
+            A mapping of plugin name to :class:`MetricsSnapshot`, or the
+            snapshot of plugin ``name``. Snapshots are immutable.
+
+        Raises:
+            PluginNotFoundError: no such plugin.
+            PluginError: the manager was made with ``metrics=False``.
+        """
+        if self._metrics is None:
+            raise PluginError("metrics are off for this manager (metrics=False)")
+        if name is None:
+            return self._metrics.snapshot()
+        with self._locked():
+            self._record(name)
+        return self._metrics.plugin(name).snapshot()
+
+    def config(self, name: str) -> Any:
+        """The configuration plugin ``name`` runs with, or will load with.
+
+        For an active plugin, what its ``setup`` or last ``configure`` got:
+        an instance of its ``config_type``, or a read-only mapping. For any
+        other, what the store holds, read now.
+
+        Raises:
+            PluginNotFoundError: no such plugin.
+            ConfigError: the stored config cannot be read or validated.
+        """
+        with self._locked():
+            record = self._record(name)
+            if record.state is PluginState.ACTIVE:
+                return record.config
+            if record.target is None and not self._materialize(record):
+                raise _not_active(record)
+            return self._initial_config(record)
+
+    def configure(self, name: str, config: Mapping[str, Any]) -> None:
+        """Validate, apply and persist a new configuration for plugin ``name``.
+
+        The config is validated into the plugin's ``config_type`` if it
+        declares one. For an active plugin it is then given to the plugin's
+        ``configure`` method; if that raises, the plugin keeps its old config,
+        in memory and on disk, :class:`ConfigRejected` is published and
+        :class:`ConfigError` is raised. On success the config is saved to the
+        store (when there is one) and :class:`ConfigChanged` is published. A
+        plugin that is not active gets it on its next load.
+
+        Raises:
+            PluginNotFoundError: no such plugin.
+            ConfigError: the config is invalid (naming the field), the plugin
+                rejected it, or it cannot be saved.
+        """
+        with self._locked():
+            record = self._record(name)
+            if record.target is None and not self._materialize(record):
+                raise _not_active(record)
+            config_type = getattr(record.target, "config_type", None)
+            try:
+                new: Any = (
+                    validate(config_type, config, plugin=name)
+                    if config_type is not None
+                    else MappingProxyType(dict(config))
+                )
+            except ConfigError as invalid:
+                self._emit(ConfigRejected, record, config=dict(config), error=invalid)
+                raise
+            old = record.config if record.state is PluginState.ACTIVE else None
+            apply = getattr(record.instance, "configure", None)
+            if apply is not None:
+                try:
+                    apply(new)
+                except Exception as exc:
+                    rejected = ConfigError(f"the plugin rejected it: {exc}", plugin=name)
+                    rejected.__cause__ = exc
+                    self._emit(ConfigRejected, record, config=dict(config), error=rejected)
+                    raise rejected from exc
+            try:
+                if self.config_store is not None:
+                    self.config_store.save(self.group, name, _plain(new))
+            except ConfigError:
+                if apply is not None and old is not None:
+                    apply(old)  # the new config was not kept: back to the old one
+                raise
+            if record.state is PluginState.ACTIVE:
+                record.config = new
+            self._emit(ConfigChanged, record, old=_plain(old or {}), new=_plain(new))
+
+    def disable(self, name: str) -> None:
+        """Keep plugin ``name`` from loading (persisted in the config store, if any).
+
+        A disabled plugin is still listed; :meth:`load_all` skips it,
+        :meth:`load` and calls refuse it, and plugins that require it fail.
+        An active plugin is not torn down: :meth:`unload` it too to stop it.
+
+        Raises:
+            PluginNotFoundError: no such plugin.
+        """
+        self._set_disabled(name, True)
+
+    def enable(self, name: str) -> None:
+        """Let plugin ``name`` load again.
+
+        Raises:
+            PluginNotFoundError: no such plugin.
+        """
+        self._set_disabled(name, False)
+
+    def _set_disabled(self, name: str, disabled: bool) -> None:
+        with self._locked():
+            self._record(name)
+            if self.config_store is not None:
+                self.config_store.set_disabled(self.group, name, disabled)
+            elif disabled:
+                self._disabled.add(name)
+            else:
+                self._disabled.discard(name)
+
+    def _disabled_names(self) -> frozenset[str]:
+        if self.config_store is not None:
+            return self.config_store.disabled(self.group)
+        return frozenset(self._disabled)
+
     def candidates(self) -> list[Candidate]:
         """Every plugin known, installed or registered, sorted by name; imports nothing.
 
@@ -397,9 +573,13 @@ class PluginManager:
         once they are imported (by :meth:`load_all`, or by asking for a
         plugin by a name not otherwise known).
         """
-        with self._lock:
+        with self._locked():
             self._sync()
-            listed = [_candidate(record) for record in self._records.values()]
+            disabled = self._disabled_names()
+            listed = [
+                attrs.evolve(_candidate(record), enabled=name not in disabled)
+                for name, record in self._records.items()
+            ]
             listed += [
                 Candidate(
                     name=ep.name,
@@ -423,7 +603,7 @@ class PluginManager:
         Returns:
             The names of plugins and module entry points that are new.
         """
-        with self._lock:
+        with self._locked():
             importlib.invalidate_caches()
             self._gate.forget()
             before = {c.name for c in self.candidates()}
@@ -447,7 +627,7 @@ class PluginManager:
         Raises:
             PluginNotFoundError: no such plugin.
         """
-        with self._lock:
+        with self._locked():
             return self._record(name).info
 
     # -- internals (call with the lock held) -------------------------------
@@ -464,6 +644,7 @@ class PluginManager:
             if record is None:
                 record = _Record(info, target, self._new_handle(info.name))
                 self._records[info.name] = record
+                self._emit(PluginDiscovered, record)
                 added = True
             elif record.entry_point is not None or record.state is PluginState.ACTIVE:
                 continue  # an installed plugin is reconciled when it is imported
@@ -512,6 +693,7 @@ class PluginManager:
             )
             record = _Record(info, None, self._new_handle(name), ep)
             self._records[name] = record
+            self._emit(PluginDiscovered, record)
             added = True
             error: PluginError | None = None
             dists = sorted({f"{e.distribution} {e.version}" for e in eps})
@@ -565,7 +747,10 @@ class PluginManager:
             refused = self._gate.check(record.info.name, ep.distribution, ep.path)
             if refused is not None:
                 raise refused
+            started = time.perf_counter()
             target = _import_object(ep)
+            if self._metrics is not None:
+                self._metrics.plugin(record.info.name).record_import(time.perf_counter() - started)
         except (PluginLoadError, SignatureError) as error:
             record.imported = True
             self._fail(record, error)
@@ -629,11 +814,11 @@ class PluginManager:
         return record
 
     def _handle(self, name: str) -> PluginHandle:
-        with self._lock:
+        with self._locked():
             return self._record(name).handle
 
     def _ensure_active(self, name: str) -> PluginHandle:
-        with self._lock:
+        with self._locked():
             record = self._record(name)
             if record.state is PluginState.DISCOVERED:
                 return self.load(name)
@@ -648,6 +833,8 @@ class PluginManager:
             method = getattr(record.instance, "execute", None)
             if method is None:
                 method = _no_execute(name)
+            elif self._metrics is not None:
+                method = self._metrics.plugin(name).wrap_unary(method)
             record.handle.execute = method
         elif record.state is PluginState.DISCOVERED:
 
@@ -684,16 +871,21 @@ class PluginManager:
         self._sync()
         records = self._records
         # A record without a target never starts: its import failed, or it
-        # conflicts; it stays failed and fails its dependents.
-        todo = {name for name in self._closure(names) if records[name].target is not None}
+        # conflicts; it stays failed and fails its dependents. A disabled
+        # plugin keeps its state and fails the plugins that require it.
+        disabled = self._disabled_names()
+        closure = self._closure(names)
+        todo = {n for n in closure if records[n].target is not None and n not in disabled}
+        failed: dict[str, BaseException] = {
+            name: record.error
+            for name, record in records.items()
+            if name not in todo and record.state is PluginState.FAILED and record.error
+        }
+        failed.update({n: _disabled_error(n, records[n].state) for n in closure & disabled})
         plan = _resolve.plan(
             {name: records[name].info for name in todo},
             {name: record.info for name, record in records.items() if not record.provider},
-            {
-                name: record.error
-                for name, record in records.items()
-                if name not in todo and record.state is PluginState.FAILED and record.error
-            },
+            failed,
         )
         for name, error in plan.failures.items():
             self._fail(records[name], error)
@@ -714,15 +906,24 @@ class PluginManager:
                 self._fail(record, error)
                 return
         try:
+            config = self._initial_config(record)
+        except ConfigError as error:
+            self._fail(record, error)
+            return
+        try:
             target = record.target
             if inspect.isclass(target):
                 record.instance = target()
             else:
                 record.instance = FunctionPlugin(cast("Callable[..., Any]", target))
             record.state = PluginState.LOADED
+            self._emit(PluginLoaded, record)
             setup = getattr(record.instance, "setup", None)
             if setup is not None:
-                setup(PluginContext(info, MappingProxyType(deps), _EMPTY))
+                started = time.perf_counter()
+                setup(PluginContext(info, MappingProxyType(deps), config))
+                if self._metrics is not None:
+                    self._metrics.plugin(info.name).record_setup(time.perf_counter() - started)
         except Exception as exc:
             failure = PluginSetupError(info.name, exc)
             failure.__cause__ = exc
@@ -732,13 +933,39 @@ class PluginManager:
             return
         record.state = PluginState.ACTIVE
         record.error = None
+        record.config = config
         self._started.append(info.name)
         self._set_call(record)
+        self._emit(PluginActivated, record)
+
+    def _initial_config(self, record: _Record) -> Any:
+        """The plugin's stored config, validated into its ``config_type`` if it has one."""
+        name = record.info.name
+        store = self.config_store
+        raw = store.load(self.group, name) if store is not None else {}
+        config_type = getattr(record.target, "config_type", None)
+        if config_type is None:
+            return MappingProxyType(raw)
+        return validate(config_type, raw, plugin=name)
 
     def _fail(self, record: _Record, error: PluginError) -> None:
         record.state = PluginState.FAILED
         record.error = error
         self._set_call(record)
+        if self._metrics is not None:
+            self._metrics.plugin(record.info.name).record_error(error)
+        self._emit(PluginFailed, record, error=error)
+        if isinstance(error, SignatureError):
+            self._emit(
+                SignatureRejected,
+                record,
+                distribution=error.distribution,
+                problems=tuple(f"{p.kind}: {p}" for p in error.problems),
+            )
+
+    def _emit(self, event: type[Any], record: _Record, **fields: Any) -> None:
+        info = record.info
+        self.events.publish(event(info.name, self.group, str(info.version), **fields))
 
     def _teardown(self, record: _Record) -> None:
         name = record.info.name
@@ -752,6 +979,7 @@ class PluginManager:
                 teardown()
             except Exception:
                 log.exception("plugin %r raised in teardown(); it is unloaded anyway", name)
+        self._emit(PluginUnloaded, record)
 
     def _dependents(self, name: str) -> set[str]:
         """Active plugins that depend on ``name``, directly or not."""
@@ -766,6 +994,21 @@ class PluginManager:
             }
             found |= frontier
         return found
+
+
+def _plain(config: Any) -> dict[str, Any]:
+    """A config as a plain dict, for storage and events."""
+    if isinstance(config, Mapping):
+        return dict(config)
+    return unstructure(config)
+
+
+def _disabled_error(name: str, state: PluginState) -> PluginNotActiveError:
+    return PluginNotActiveError(
+        f"plugin {name!r} is disabled; enable({name!r}) to load it",
+        plugin=name,
+        state=state.value,
+    )
 
 
 def _candidate(record: _Record) -> Candidate:

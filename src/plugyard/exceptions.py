@@ -12,6 +12,7 @@ The tree::
     ├── PluginLoadError (also ImportError)     an entry point could not be imported
     ├── PluginConflictError                    two distributions provide one plugin name
     ├── PluginSetupError                       the plugin's own setup() raised
+    ├── ConfigError                            a config cannot be read, written or validated
     ├── SignatureError                         a distribution failed verification
     ├── InvalidKeyError (also ValueError)      a key file or keyring cannot be used
     ├── InvalidWheelError (also ValueError)    a wheel cannot be signed as it is
@@ -43,6 +44,7 @@ if typing.TYPE_CHECKING:
 _SHOWN = 5
 
 __all__ = [
+    "ConfigError",
     "DependencyCycleError",
     "DependencyError",
     "DependencyFailedError",
@@ -353,3 +355,41 @@ class InvalidWheelError(PluginError, ValueError):
         if more > 0:
             shown += f"; and {more} more"
         super().__init__(f"cannot sign {path.name}: {shown}")
+
+
+class ConfigError(PluginError):
+    """A plugin's configuration cannot be read, written or validated.
+
+    Where another exception caused it (an ``OSError``, a msgpack decoding
+    error, an attrs validator), that exception is ``__cause__``.
+
+    Attributes:
+        path: The config file concerned, if the error is about a file.
+        group: The plugin's group, if known.
+        field: Where in the config the problem is, if in one place: a key,
+            or a path into nested values such as ``"retry.limit"`` or
+            ``"hosts[2]"``.
+        reason: What is wrong, without the file and field.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        path: Path | None = None,
+        plugin: str | None = None,
+        group: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        if path is not None:
+            subject = f"config file {str(path)!r}"
+        elif plugin is not None:
+            subject = f"config of plugin {plugin!r}"
+        else:
+            subject = "config"
+        where = f", field {field!r}" if field is not None else ""
+        super().__init__(f"{subject}{where}: {reason}", plugin=plugin)
+        self.path = path
+        self.group = group
+        self.field = field
+        self.reason = reason

@@ -1,0 +1,531 @@
+"""Per-plugin metrics and their Prometheus text."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import itertools
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+
+from plugyard._metrics import (
+    LATENCY_BUCKETS,
+    GroupMetrics,
+    MetricsSnapshot,
+    PluginMetrics,
+    bucket_index,
+    to_prometheus,
+)
+
+NBUCKETS = len(LATENCY_BUCKETS) + 1
+
+#: Durations in ns from 0 to past the last bucket bound (2**37 ns).
+durations = st.integers(min_value=0, max_value=2**40)
+
+
+class FakeClock:
+    """A clock that makes each measured call last the next of ``durations`` ns."""
+
+    def __init__(self, durations: Iterable[int]) -> None:
+        self._durations = iter(durations)
+        self._now = 10**12
+        self._started = False
+
+    def __call__(self) -> int:
+        if self._started:
+            self._now += next(self._durations)
+        self._started = not self._started
+        return self._now
+
+
+def measured(
+    durations: list[int], *, fail: Callable[[int], bool] = lambda i: False
+) -> PluginMetrics:
+    """A recorder that has measured one call per duration; calls where ``fail(i)`` raised."""
+    metrics = PluginMetrics("p", "g", clock=FakeClock(durations))
+
+    def plugin(i: int) -> int:
+        if fail(i):
+            raise ValueError(i)
+        return i
+
+    call = metrics.wrap(plugin)
+    for i in range(len(durations)):
+        with contextlib.suppress(ValueError):
+            call(i)
+    return metrics
+
+
+def bounds_of(index: int) -> tuple[float, float]:
+    """The (exclusive lower, inclusive upper) bounds of a bucket in seconds."""
+    lower = LATENCY_BUCKETS[index - 1] if index else 0.0
+    upper = LATENCY_BUCKETS[index] if index < len(LATENCY_BUCKETS) else math.inf
+    return lower, upper
+
+
+# -- exact counts under threads ------------------------------------------------------
+
+
+def test_eight_threads_of_100000_calls_are_counted_exactly() -> None:
+    """8 threads x 100,000 calls, 1 in 100 raising: exactly 800,000 calls and 8,000 errors."""
+    metrics = PluginMetrics("hot", "g")
+
+    def plugin(i: int) -> int:
+        if i % 100 == 0:
+            raise ValueError(i)
+        return i
+
+    call = metrics.wrap(plugin)
+    start = threading.Barrier(8)
+
+    def worker() -> None:
+        start.wait()
+        for i in range(100_000):
+            with contextlib.suppress(ValueError):
+                call(i)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    snapshot = metrics.snapshot()
+    assert snapshot.calls == 800_000
+    assert snapshot.errors == 8_000
+    assert snapshot.in_flight == 0
+    assert sum(snapshot.latency_buckets) == 800_000
+    assert snapshot.last_error is not None
+    assert snapshot.last_error.startswith("ValueError(")
+
+
+def test_the_unary_wrapper_counts_exactly_under_threads() -> None:
+    metrics = PluginMetrics("hot", "g")
+    call = metrics.wrap_unary(lambda data: data)
+
+    def worker() -> None:
+        for i in range(20_000):
+            call(i)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert metrics.snapshot().calls == 160_000
+
+
+def test_snapshots_taken_during_calls_never_show_more_errors_than_calls() -> None:
+    metrics = PluginMetrics("p", "g")
+
+    def plugin(i: int) -> int:
+        if i % 2:
+            raise ValueError(i)
+        return i
+
+    call = metrics.wrap(plugin)
+    stop = threading.Event()
+
+    def worker() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            with contextlib.suppress(ValueError):
+                call(i)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        previous = metrics.snapshot()
+        for _ in range(300):
+            snapshot = metrics.snapshot()
+            assert 0 <= snapshot.errors <= snapshot.calls
+            assert snapshot.in_flight >= 0
+            assert snapshot.calls >= previous.calls
+            assert snapshot.errors >= previous.errors
+            previous = snapshot
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert metrics.snapshot().in_flight == 0
+
+
+def test_threads_that_end_keep_their_counts_and_free_their_slots() -> None:
+    metrics = PluginMetrics("p", "g")
+    call = metrics.wrap(lambda: None)
+    for _ in range(50):
+        thread = threading.Thread(target=lambda: [call() for _ in range(10)])
+        thread.start()
+        thread.join()
+    gc.collect()
+    assert metrics.snapshot().calls == 500
+    # The slots of ended threads were folded into the total.
+    assert metrics._slots.live == {}
+
+
+def test_counts_never_go_back_while_threads_come_and_go() -> None:
+    """Snapshots taken while threads end (and their slots are folded) only grow."""
+    metrics = PluginMetrics("p", "g")
+    call = metrics.wrap(lambda: None)
+    stop = threading.Event()
+    spawned = [0]
+
+    def spawner() -> None:
+        while not stop.is_set():
+            batch = [
+                threading.Thread(target=lambda: [call() for _ in range(100)]) for _ in range(4)
+            ]
+            for thread in batch:
+                thread.start()
+            for thread in batch:
+                thread.join()
+            spawned[0] += len(batch)
+
+    thread = threading.Thread(target=spawner)
+    thread.start()
+    try:
+        previous = 0
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            calls = metrics.snapshot().calls
+            assert calls >= previous
+            previous = calls
+    finally:
+        stop.set()
+        thread.join()
+    assert metrics.snapshot().calls == spawned[0] * 100
+
+
+# -- what a call records -------------------------------------------------------
+
+
+def test_in_flight_counts_calls_that_have_not_returned() -> None:
+    metrics = PluginMetrics("p", "g")
+    entered = threading.Event()
+    release = threading.Event()
+
+    def slow() -> None:
+        entered.set()
+        assert release.wait(10)
+
+    call = metrics.wrap(slow)
+    thread = threading.Thread(target=call)
+    thread.start()
+    try:
+        assert entered.wait(10)
+        snapshot = metrics.snapshot()
+        assert snapshot.in_flight == 1
+        assert snapshot.calls == 0
+    finally:
+        release.set()
+        thread.join()
+    snapshot = metrics.snapshot()
+    assert (snapshot.in_flight, snapshot.calls) == (0, 1)
+
+
+def test_a_raising_call_counts_an_error_and_becomes_the_last_error() -> None:
+    metrics = PluginMetrics("p", "g")
+    error = KeyError("missing")
+
+    def plugin() -> None:
+        raise error
+
+    call = metrics.wrap(plugin)
+    before = time.time()
+    with pytest.raises(KeyError) as exc:
+        call()
+    assert exc.value is error
+    snapshot = metrics.snapshot()
+    assert (snapshot.calls, snapshot.errors) == (1, 1)
+    assert snapshot.last_error == "KeyError('missing')"
+    assert snapshot.last_error_time is not None
+    assert before <= snapshot.last_error_time <= time.time()
+
+
+def test_an_exception_whose_repr_fails_is_still_recorded() -> None:
+    class WeirdError(Exception):
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    metrics = PluginMetrics("p", "g")
+
+    def plugin() -> None:
+        raise WeirdError
+
+    with pytest.raises(WeirdError):
+        metrics.wrap(plugin)()
+    last_error = metrics.snapshot().last_error
+    assert last_error is not None
+    assert last_error.endswith(".WeirdError (repr() failed)>")
+
+
+def test_wrappers_pass_arguments_and_keep_the_name() -> None:
+    metrics = PluginMetrics("p", "g")
+
+    def execute(data: Any = "default", *, scale: int = 1) -> Any:
+        return (data, scale)
+
+    wrapped = metrics.wrap(execute)
+    unary = metrics.wrap_unary(execute)
+    assert wrapped(2, scale=3) == (2, 3)
+    assert unary(5) == (5, 1)
+    assert unary() == ("default", 1)
+    assert unary(None) == (None, 1)
+    assert wrapped.__name__ == unary.__name__ == "execute"
+    assert metrics.snapshot().calls == 4
+
+
+def test_the_unary_wrapper_counts_errors_too() -> None:
+    metrics = PluginMetrics("p", "g")
+
+    def execute(data: int) -> int:
+        raise LookupError(data)
+
+    with pytest.raises(LookupError):
+        metrics.wrap_unary(execute)(7)
+    snapshot = metrics.snapshot()
+    assert (snapshot.calls, snapshot.errors, snapshot.in_flight) == (1, 1, 0)
+    assert snapshot.last_error == "LookupError(7)"
+
+
+def test_a_coroutine_function_gets_a_coroutine_wrapper_measuring_the_await() -> None:
+    metrics = PluginMetrics("p", "g", clock=FakeClock([5_000, 7_000, 9_000]))
+
+    async def execute(data: int) -> int:
+        await asyncio.sleep(0)
+        if data < 0:
+            raise ValueError(data)
+        return data * 2
+
+    wrapped = metrics.wrap(execute)
+    unary = metrics.wrap_unary(execute)
+    assert asyncio.iscoroutinefunction(wrapped)
+    assert asyncio.iscoroutinefunction(unary)
+    assert asyncio.run(wrapped(2)) == 4
+    assert asyncio.run(unary(3)) == 6
+    with pytest.raises(ValueError, match="-1"):
+        asyncio.run(wrapped(-1))
+    snapshot = metrics.snapshot()
+    assert (snapshot.calls, snapshot.errors, snapshot.in_flight) == (3, 1, 0)
+    assert snapshot.latency_sum == pytest.approx(21e-6)
+
+
+def test_import_and_setup_times_and_errors_outside_calls_are_recorded() -> None:
+    metrics = PluginMetrics("p", "g")
+    assert metrics.snapshot() == MetricsSnapshot("p", "g")
+    metrics.record_import(0.25)
+    metrics.record_setup(0.125)
+    metrics.record_error(RuntimeError("setup failed"))
+    snapshot = metrics.snapshot()
+    assert snapshot.import_time == 0.25
+    assert snapshot.setup_time == 0.125
+    assert snapshot.last_error == "RuntimeError('setup failed')"
+    assert (snapshot.calls, snapshot.errors) == (0, 0)
+
+
+# -- the histogram ---------------------------------------------------------------
+
+
+def test_latency_buckets_double_from_1024_ns_to_137_s() -> None:
+    assert LATENCY_BUCKETS[0] == 1.024e-06
+    assert LATENCY_BUCKETS[-1] == 137.438953472
+    assert all(b == 2 * a for a, b in itertools.pairwise(LATENCY_BUCKETS))
+
+
+@pytest.mark.parametrize(
+    ("duration_ns", "index"),
+    [
+        (0, 0),
+        (1, 0),
+        (1024, 0),
+        (1025, 1),
+        (2048, 1),
+        (2049, 2),
+        (1_000_000, 10),  # 1 ms is in (0.524288 ms, 1.048576 ms]
+        (2**37, 27),
+        (2**37 + 1, 28),
+        (10**15, 28),
+    ],
+)
+def test_bucket_index_uses_inclusive_upper_bounds(duration_ns: int, index: int) -> None:
+    assert bucket_index(duration_ns) == index
+
+
+@given(st.lists(durations, min_size=1, max_size=50))
+def test_each_call_lands_in_its_bucket_and_the_sum_is_exact(samples: list[int]) -> None:
+    snapshot = measured(samples).snapshot()
+    expected = [0] * NBUCKETS
+    for duration in samples:
+        expected[bucket_index(duration)] += 1
+        lower, upper = bounds_of(bucket_index(duration))
+        assert lower < duration / 1e9 <= upper or (duration == 0 and lower == 0)
+    assert list(snapshot.latency_buckets) == expected
+    assert snapshot.latency_sum == sum(samples) / 1e9
+    assert snapshot.calls == len(samples)
+
+
+@settings(max_examples=200)
+@given(st.lists(durations, min_size=1, max_size=200), st.sampled_from([0.5, 0.9, 0.99]))
+def test_percentiles_lie_in_the_bucket_of_the_true_value(samples: list[int], q: float) -> None:
+    snapshot = measured(samples).snapshot()
+    estimate = snapshot.quantile(q)
+    assert estimate is not None
+    true_value = sorted(samples)[math.ceil(q * len(samples)) - 1]
+    index = bucket_index(true_value)
+    lower, upper = bounds_of(index)
+    if index == len(LATENCY_BUCKETS):
+        assert estimate == LATENCY_BUCKETS[-1]
+    else:
+        assert lower <= estimate <= upper
+    assert {0.5: snapshot.p50, 0.9: snapshot.p90, 0.99: snapshot.p99}[q] == estimate
+
+
+def test_percentiles_interpolate_within_a_bucket() -> None:
+    """100 calls of 1.5 µs all fall in (1.024, 2.048] µs; the median is that bucket's middle."""
+    snapshot = measured([1_500] * 100).snapshot()
+    assert snapshot.p50 == pytest.approx(1.536e-6)
+    assert snapshot.p90 == pytest.approx(1.024e-6 + 1.024e-6 * 0.9)
+    assert snapshot.p99 == pytest.approx(1.024e-6 + 1.024e-6 * 0.99)
+
+
+def test_quantiles_without_calls_are_none_and_q_is_checked() -> None:
+    snapshot = MetricsSnapshot("p", "g")
+    assert (snapshot.p50, snapshot.p90, snapshot.p99) == (None, None, None)
+    for q in (0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="quantile") as exc:
+            snapshot.quantile(q)
+        assert repr(q) in str(exc.value)
+
+
+# -- groups and Prometheus ---------------------------------------------------------
+
+
+def test_group_metrics_keeps_one_recorder_per_plugin() -> None:
+    group = GroupMetrics("g")
+    first = group.plugin("b")
+    assert group.plugin("b") is first
+    group.plugin("a").wrap(lambda: None)()
+    snapshot = group.snapshot()
+    assert list(snapshot) == ["a", "b"]
+    assert snapshot["a"].calls == 1
+    assert snapshot["a"].group == "g"
+    with pytest.raises(TypeError):
+        snapshot["c"] = MetricsSnapshot("c", "g")  # type: ignore[index]
+    group.remove("b")
+    group.remove("b")
+    assert list(group.snapshot()) == ["a"]
+
+
+@pytest.fixture(name="families")
+def fixture_families() -> dict[str, Any]:
+    """Prometheus text for two groups, parsed back by prometheus_client."""
+    exporters = GroupMetrics("exporters", clock=FakeClock([500, 1_500, 3_000_000, 5 * 10**11]))
+    csv = exporters.plugin("csv")
+    call = csv.wrap(lambda fail: (_ for _ in ()).throw(ValueError()) if fail else None)
+    for fail in (False, False, True, False):
+        with contextlib.suppress(ValueError):
+            call(fail)
+    csv.record_import(0.002)
+    csv.record_setup(0.001)
+    odd = attrs.evolve(
+        MetricsSnapshot('we"ird\\gr\noup', "odd"),
+        calls=1,
+        latency_buckets=(1,) + (0,) * (NBUCKETS - 1),
+        latency_sum=1e-7,
+    )
+    text = to_prometheus([*exporters.snapshot().values(), odd])
+    return {"text": text, "families": {f.name: f for f in text_string_to_metric_families(text)}}
+
+
+def test_prometheus_text_parses_with_the_expected_families(families: dict[str, Any]) -> None:
+    parsed = families["families"]
+    assert {name: f.type for name, f in parsed.items()} == {
+        "plugyard_plugin_calls": "counter",
+        "plugyard_plugin_errors": "counter",
+        "plugyard_plugin_in_flight": "gauge",
+        "plugyard_plugin_call_duration_seconds": "histogram",
+        "plugyard_plugin_import_duration_seconds": "gauge",
+        "plugyard_plugin_setup_duration_seconds": "gauge",
+        "plugyard_plugin_last_error_timestamp_seconds": "gauge",
+    }
+    text = families["text"]
+    assert text.endswith("\n")
+    assert text.count("# TYPE plugyard_plugin_calls_total counter") == 1
+
+
+def test_prometheus_counters_carry_group_and_plugin_labels(families: dict[str, Any]) -> None:
+    calls = {
+        (s.labels["group"], s.labels["plugin"]): s.value
+        for s in families["families"]["plugyard_plugin_calls"].samples
+    }
+    assert calls == {("exporters", "csv"): 4, ("odd", 'we"ird\\gr\noup'): 1}
+    errors = {
+        s.labels["plugin"]: s.value for s in families["families"]["plugyard_plugin_errors"].samples
+    }
+    assert errors == {"csv": 1, 'we"ird\\gr\noup': 0}
+    (imported,) = families["families"]["plugyard_plugin_import_duration_seconds"].samples
+    assert (imported.labels["plugin"], imported.value) == ("csv", 0.002)
+
+
+def test_prometheus_histogram_is_cumulative_and_ends_at_inf(families: dict[str, Any]) -> None:
+    samples = [
+        s
+        for s in families["families"]["plugyard_plugin_call_duration_seconds"].samples
+        if s.labels["plugin"] == "csv"
+    ]
+    buckets = [(s.labels["le"], s.value) for s in samples if s.name.endswith("_bucket")]
+    assert len(buckets) == NBUCKETS
+    assert [float(le) for le, _ in buckets[:-1]] == list(LATENCY_BUCKETS)
+    assert buckets[-1] == ("+Inf", 4)
+    counts = [value for _, value in buckets]
+    assert counts == sorted(counts)
+    # 500 ns and 1.5 µs, then 3 ms, then 500 s above the last bound.
+    assert dict(buckets)["1.024e-06"] == 1
+    assert dict(buckets)["2.048e-06"] == 2
+    assert dict(buckets)["0.004194304"] == 3
+    assert dict(buckets)["137.438953472"] == 3
+    (total,) = [s.value for s in samples if s.name.endswith("_sum")]
+    (count,) = [s.value for s in samples if s.name.endswith("_count")]
+    assert total == pytest.approx((500 + 1_500 + 3_000_000 + 5 * 10**11) / 1e9)
+    assert count == 4
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [(math.nan, "NaN"), (math.inf, "+Inf"), (-math.inf, "-Inf"), (0.5, "0.5")]
+)
+def test_prometheus_writes_special_floats_as_prometheus_spells_them(
+    value: float, text: str
+) -> None:
+    exposition = to_prometheus([MetricsSnapshot("p", "g", setup_time=value)])
+    assert f'plugyard_plugin_setup_duration_seconds{{group="g",plugin="p"}} {text}\n' in exposition
+    (family,) = [
+        f
+        for f in text_string_to_metric_families(exposition)
+        if f.name == "plugyard_plugin_setup_duration_seconds"
+    ]
+    parsed = family.samples[0].value
+    assert parsed == value or (math.isnan(parsed) and math.isnan(value))
+
+
+def test_prometheus_text_of_nothing_is_empty() -> None:
+    assert to_prometheus([]) == ""
+    assert GroupMetrics("g").to_prometheus() == ""
+
+
+def test_prometheus_text_of_a_group_is_that_of_its_snapshots() -> None:
+    group = GroupMetrics("g")
+    group.plugin("a").wrap(lambda: None)()
+    text = group.to_prometheus()
+    assert 'plugyard_plugin_calls_total{group="g",plugin="a"} 1\n' in text
+    assert "last_error" not in text
