@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from plugyard import PluginContext, register
+from plugyard import ConfigStore, PluginContext, register
 from plugyard.cli import main
 
 _groups = itertools.count()
@@ -80,6 +82,7 @@ def test_list_json_is_stable(capsys: pytest.CaptureFixture[str], group: str) -> 
         "value": f"{__name__}:fixture_group.<locals>.Base",
         "kind": "registered",
         "state": "discovered",
+        "enabled": True,
     }
 
 
@@ -117,9 +120,7 @@ def test_graph_text_shows_edges_and_order(capsys: pytest.CaptureFixture[str], gr
     assert order == ["1.", "base", "1.5", "2.", "echo", "0", "3.", "upper", "0"]
 
 
-def test_graph_marks_failed_edges(
-    capsys: pytest.CaptureFixture[str], broken_group: str
-) -> None:
+def test_graph_marks_failed_edges(capsys: pytest.CaptureFixture[str], broken_group: str) -> None:
     code, out, err = run(capsys, "graph", "--group", broken_group)
     assert code == 1
     assert "needy -> base>=2  [FAILED]" in out
@@ -186,3 +187,65 @@ def test_python_dash_m_runs_the_cli() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"group": "tests.nothing-here", "plugins": []}
+
+
+@pytest.fixture(name="configured")
+def fixture_configured(group: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("PLUGYARD_CONFIG_DIR", str(tmp_path / "config"))
+    return group
+
+
+def test_config_set_and_get_with_json_and_bytes(
+    capsys: pytest.CaptureFixture[str], configured: str
+) -> None:
+    g = ["--group", configured]
+    assert run(capsys, "config", "set", "echo", "retries", "3", *g)[0] == 0
+    assert run(capsys, "config", "set", "echo", "key", '"base64:AP8="', *g)[0] == 0
+    assert run(capsys, "config", "set", "echo", "hosts", '["a", "b"]', *g)[0] == 0
+    code, out, _ = run(capsys, "config", "get", "echo", *g)
+    assert code == 0
+    assert json.loads(out) == {"hosts": ["a", "b"], "key": "base64:AP8=", "retries": 3}
+    assert json.loads(run(capsys, "config", "get", "echo", "retries", *g)[1]) == 3
+    code, _, err = run(capsys, "config", "get", "echo", "nope", *g)
+    assert code == 1
+    assert "no key 'nope'" in err
+    store = ConfigStore(os.environ["PLUGYARD_CONFIG_DIR"])
+    assert store.load(configured, "echo")["key"] == b"\x00\xff"
+
+
+def test_config_set_rejects_bad_values_and_unknown_plugins(
+    capsys: pytest.CaptureFixture[str], configured: str
+) -> None:
+    g = ["--group", configured]
+    code, _, err = run(capsys, "config", "set", "echo", "k", "not json", *g)
+    assert code == 2
+    assert "not a JSON literal" in err
+    code, _, err = run(capsys, "config", "set", "ghost", "k", "1", *g)
+    assert code == 1
+    assert "no plugin named 'ghost'" in err
+
+
+def test_config_commands_need_a_config_dir(
+    capsys: pytest.CaptureFixture[str], group: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PLUGYARD_CONFIG_DIR", raising=False)
+    code, _, err = run(capsys, "disable", "echo", "--group", group)
+    assert code == 2
+    assert "no config directory" in err
+
+
+def test_disable_and_enable_are_persisted_and_listed(
+    capsys: pytest.CaptureFixture[str], configured: str
+) -> None:
+    g = ["--group", configured]
+    assert run(capsys, "disable", "base", *g)[0] == 0
+    code, out, _ = run(capsys, "list", "--json", *g)
+    enabled = {p["name"]: p["enabled"] for p in json.loads(out)["plugins"]}
+    assert enabled == {"base": False, "echo": True, "upper": True}
+    table = run(capsys, "list", *g)[1]
+    assert "discovered (disabled)" in table
+    code, _, err = run(capsys, "run", "upper", "x", *g)
+    assert code == 1
+    assert "disabled" in err
+    assert run(capsys, "enable", "base", *g)[0] == 0
+    assert run(capsys, "run", "upper", "x", *g) == (0, '"X"\n', "")

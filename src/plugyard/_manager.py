@@ -901,8 +901,9 @@ class PluginManager:
                 deps[dep.name] = other.instance
             elif not dep.optional:
                 # It was in the plan but failed in its own setup just now.
-                error = DependencyFailedError(info.name, dep.name)
-                error.__cause__ = other.error if other is not None else None
+                error = DependencyFailedError(
+                    info.name, dep.name, other.error if other is not None else None
+                )
                 self._fail(record, error)
                 return
         try:

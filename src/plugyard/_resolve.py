@@ -80,8 +80,7 @@ def plan(
                 )
             elif dep.name in failed:
                 if not dep.optional:
-                    error = DependencyFailedError(name, dep.name)
-                    error.__cause__ = failed[dep.name]
+                    error = DependencyFailedError(name, dep.name, failed[dep.name])
             elif dep.name in todo:
                 edges[name].add(dep.name)
                 if not dep.optional:
@@ -123,8 +122,7 @@ def _propagate(
         dep = queue.popleft()
         for name in dependents[dep]:
             if name not in failures:
-                error = DependencyFailedError(name, dep)
-                error.__cause__ = failures[dep]
+                error = DependencyFailedError(name, dep, failures[dep])
                 failures[name] = error
                 queue.append(name)
 

@@ -8,25 +8,45 @@ the CLI reference and kept stable.
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from ._manager import Candidate, PluginManager
+from ._manager import Candidate, PluginManager, _plain
 from ._model import PluginInfo, PluginState
 from .exceptions import PluginError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 GROUP_ENV = "PLUGYARD_GROUP"
+CONFIG_ENV = "PLUGYARD_CONFIG_DIR"
+#: How ``config get`` shows bytes and ``config set`` reads them: the prefix, then base64.
+BYTES_PREFIX = "base64:"
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"plugyard: error: {message}\n")
+
+
+def _common(sub: argparse.ArgumentParser, *, config_dir: bool = False) -> None:
+    sub.add_argument(
+        "--group",
+        "-g",
+        default=os.environ.get(GROUP_ENV),
+        help=f"the plugin group (default: ${GROUP_ENV})",
+    )
+    if config_dir:
+        sub.add_argument(
+            "--config-dir",
+            default=os.environ.get(CONFIG_ENV),
+            help=f"the config store's directory (default: ${CONFIG_ENV})",
+        )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,12 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument(
-            "--group",
-            "-g",
-            default=os.environ.get(GROUP_ENV),
-            help=f"the plugin group (default: ${GROUP_ENV})",
-        )
+        _common(sub, config_dir=name != "verify")
         return sub
 
     listing = command("list", "List the plugins of a group without importing them.")
@@ -64,6 +79,25 @@ def _parser() -> argparse.ArgumentParser:
         help="the argument: parsed as JSON when it is valid JSON, else passed as a string",
     )
     run.add_argument("--raw", action="store_true", help="pass DATA as a string, never as JSON")
+
+    config = commands.add_parser("config", help="Read or change a plugin's stored config.")
+    config_commands = config.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    get = config_commands.add_parser("get", help="Print a plugin's config, or one key, as JSON.")
+    get.add_argument("name")
+    get.add_argument("key", nargs="?")
+    put = config_commands.add_parser("set", help="Set one key of a plugin's config.")
+    put.add_argument("name")
+    put.add_argument("key")
+    put.add_argument("value", help=f"a JSON literal; bytes as a string starting {BYTES_PREFIX!r}")
+    for sub in (get, put):
+        _common(sub, config_dir=True)
+    for name, text in (
+        ("enable", "Let a plugin load again."),
+        ("disable", "Keep a plugin from loading."),
+    ):
+        toggle = commands.add_parser(name, help=text, description=text)
+        toggle.add_argument("name")
+        _common(toggle, config_dir=True)
 
     env_help = "read the private key's passphrase from this environment variable"
     keygen = commands.add_parser("keygen", help="Create an Ed25519 key pair for signing.")
@@ -107,8 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.group:
             _err(f"no group: pass --group or set ${GROUP_ENV}")
             return EXIT_USAGE
+        if args.command in ("config", "enable", "disable"):
+            return _configure(args, sys.stdout)
         handler = {"list": _list, "inspect": _inspect, "graph": _graph, "run": _run}[args.command]
-        with PluginManager(group=args.group) as manager:
+        config = getattr(args, "config_dir", None)
+        with PluginManager(group=args.group, config=config) as manager:
             return handler(manager, args, sys.stdout)
     except BrokenPipeError:
         # The reader (head, less) went away: not an error of ours.
@@ -132,6 +169,7 @@ def _candidate_json(candidate: Candidate) -> dict[str, Any]:
         "value": candidate.value,
         "kind": candidate.kind,
         "state": candidate.state.value,
+        "enabled": candidate.enabled,
     }
 
 
@@ -147,7 +185,13 @@ def _list(manager: PluginManager, args: argparse.Namespace, out: TextIO) -> int:
     else:
         rows = [("NAME", "VERSION", "DISTRIBUTION", "STATE")]
         rows += [
-            (c.name, c.version, c.distribution or f"({c.value})", c.state.value) for c in candidates
+            (
+                c.name,
+                c.version,
+                c.distribution or f"({c.value})",
+                c.state.value + ("" if c.enabled else " (disabled)"),
+            )
+            for c in candidates
         ]
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         for row in rows:
@@ -301,4 +345,59 @@ def _run(manager: PluginManager, args: argparse.Namespace, out: TextIO) -> int:
         out.write(json.dumps(result) + "\n")
     except (TypeError, ValueError):
         out.write(f"{result!r}\n")
+    return EXIT_OK
+
+
+def _to_json(value: Any) -> Any:
+    """Config values as JSON: bytes become ``BYTES_PREFIX`` + base64."""
+    if isinstance(value, bytes):
+        return BYTES_PREFIX + base64.b64encode(value).decode()
+    if isinstance(value, Mapping):
+        return {k: _to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_json(v) for v in value]
+    return value
+
+
+def _from_json(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(BYTES_PREFIX):
+        return base64.b64decode(value[len(BYTES_PREFIX) :], validate=True)
+    if isinstance(value, dict):
+        return {k: _from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    return value
+
+
+def _configure(args: argparse.Namespace, out: TextIO) -> int:
+    if not args.config_dir:
+        _err(f"no config directory: pass --config-dir or set ${CONFIG_ENV}")
+        return EXIT_USAGE
+    action = args.command if args.command != "config" else args.action
+    if action == "set":
+        try:
+            value = _from_json(json.loads(args.value))
+        except (ValueError, binascii.Error) as exc:
+            _err(f"{args.name}: VALUE is not a JSON literal (or bad base64): {exc}")
+            return EXIT_USAGE
+    with PluginManager(group=args.group, config=args.config_dir) as manager:
+        try:
+            if action == "enable":
+                manager.enable(args.name)
+            elif action == "disable":
+                manager.disable(args.name)
+            elif action == "set":
+                current = dict(_plain(manager.config(args.name)))
+                current[args.key] = value
+                manager.configure(args.name, current)
+            else:
+                config = _plain(manager.config(args.name))
+                if args.key is not None and args.key not in config:
+                    _err(f"{args.name}: no key {args.key!r} in its config")
+                    return EXIT_FAILED
+                shown = config if args.key is None else config[args.key]
+                out.write(json.dumps(_to_json(shown), indent=2, sort_keys=True) + "\n")
+        except PluginError as exc:
+            _err(_error_line(args.name, exc))
+            return EXIT_FAILED
     return EXIT_OK

@@ -287,16 +287,24 @@ class DependencyCycleError(DependencyError):
 class DependencyFailedError(DependencyError):
     """A dependency exists but failed; its own error is ``__cause__``.
 
+    The message ends with the first error down the chain that is not itself
+    a failed dependency: the reason the whole chain cannot start.
+
     Attributes:
         dependency: The name of the failed dependency.
     """
 
-    def __init__(self, plugin: str, dependency: str) -> None:
+    def __init__(self, plugin: str, dependency: str, cause: BaseException | None = None) -> None:
+        root = cause
+        while isinstance(root, DependencyFailedError) and root.__cause__ is not None:
+            root = root.__cause__
+        reason = f": {root}" if root is not None else ""
         super().__init__(
-            f"plugin {plugin!r} cannot start because its dependency {dependency!r} failed",
+            f"plugin {plugin!r} cannot start because its dependency {dependency!r} failed{reason}",
             plugin=plugin,
         )
         self.dependency = dependency
+        self.__cause__ = cause
 
 
 class SignatureError(PluginError):
