@@ -10,6 +10,9 @@ never awaited by the publisher.
 A manager publishes while holding its lock only inside :meth:`EventBus.deferred`,
 which holds the events back until the outermost block of the thread ends, so
 handlers always run without the manager's lock and may call back into it.
+
+:class:`PluginReloaded` and :class:`PluginCrashed` are for hot reload and the
+sandbox; no manager publishes them yet, and they are not exported until one does.
 """
 
 from __future__ import annotations
