@@ -60,6 +60,14 @@ def contrib(session: nox.Session) -> None:
     )
 
 
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmark plugyard against stevedore, pluggy and importlib.metadata."""
+    # A regular (not editable) install, so import times are what users see.
+    session.install(".", "stevedore>=5.0", "pluggy>=1.5")
+    session.run("python", "benchmarks/run.py", *session.posargs)
+
+
 CONTRIB = sorted(str(p) for p in Path("contrib_plugins").iterdir() if p.is_dir())
 
 

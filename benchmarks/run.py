@@ -1,0 +1,811 @@
+"""Benchmark plugyard side by side with stevedore, pluggy and importlib.metadata.
+
+Usage::
+
+    python benchmarks/run.py [--n 100 1000] [--repeat 10] [--out benchmarks/results/latest.md]
+
+Everything runs in one go on one machine, and the table reports each figure
+next to the same figure for the peers, as a ratio: absolute times say more
+about the machine than about the code. What needs a fresh interpreter
+(imports, listing, the first call, loading everything) is the median of
+``--repeat`` fresh processes per contender, each timing itself (see
+``snippets.py``); per-call overheads are the median of ``timeit`` samples in
+one process (see ``percall.py``). The plugins are ``N`` synthetic installed
+distributions in a temporary directory (see ``synth.py``).
+
+To add a row: add a contender (a probe and a phase from ``snippets.py``, or a
+``percall.py`` key) to ``CONTENDERS`` and a :class:`Row` to ``ROWS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import snippets
+import synth
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+TARGET_N = 1000  # the issue's targets are set at this N
+
+
+# -- what is measured ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A snippet run in fresh processes, and the state of the caches it runs with.
+
+    ``cache`` is ``"cold"`` (a new, empty ``XDG_CACHE_HOME`` for every
+    process), ``"warm"`` (one ``XDG_CACHE_HOME`` per probe, filled by an
+    untimed first run), or ``"off"`` (cold, and ``PLUGYARD_NO_CACHE=1``).
+    A probe without ``site`` runs with no synthetic distributions, once
+    whatever ``N``.
+    """
+
+    code: str
+    cache: str = "warm"
+    site: bool = True
+
+
+PROBES: dict[str, Probe] = {
+    "import-plugyard": Probe(snippets.import_module("plugyard"), site=False),
+    "import-stevedore": Probe(snippets.import_module("stevedore"), site=False),
+    "import-pluggy": Probe(snippets.import_module("pluggy"), site=False),
+    "list-plugyard-cold": Probe(snippets.LIST_PLUGYARD, cache="cold"),
+    "list-plugyard-warm": Probe(snippets.LIST_PLUGYARD),
+    "list-plugyard-off": Probe(snippets.LIST_PLUGYARD, cache="off"),
+    "index-plugyard-cold": Probe(snippets.LIST_PLUGYARD_INDEX, cache="cold"),
+    "index-plugyard-warm": Probe(snippets.LIST_PLUGYARD_INDEX),
+    "list-importlib": Probe(snippets.LIST_IMPORTLIB, cache="cold"),
+    "list-stevedore-cold": Probe(snippets.LIST_STEVEDORE, cache="cold"),
+    "list-stevedore-warm": Probe(snippets.LIST_STEVEDORE),
+    "first-plugyard": Probe(snippets.FIRST_CALL_PLUGYARD),
+    "first-stevedore": Probe(snippets.FIRST_CALL_STEVEDORE),
+    "first-pluggy": Probe(snippets.FIRST_CALL_PLUGGY),
+    "all-plugyard": Probe(snippets.LOAD_ALL_PLUGYARD),
+    "all-stevedore": Probe(snippets.LOAD_ALL_STEVEDORE),
+    "all-pluggy": Probe(snippets.LOAD_ALL_PLUGGY),
+}
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One figure: a phase of a probe, or a ``percall.py`` key.
+
+    Attributes:
+        label: How the table names it.
+        how: What exactly is timed, for the legend.
+        probe: The probe (fresh processes), or ``None`` for a per-call figure.
+        phase: The probe's phase (``import``, ``call``, ``total``) or the
+            ``percall.py`` key.
+    """
+
+    label: str
+    how: str
+    probe: str | None
+    phase: str
+
+
+def _c(label: str, how: str, probe: str | None, phase: str) -> Contender:
+    return Contender(label, how, probe, phase)
+
+
+_STEVEDORE_LIST = "`stevedore._cache.get_group_all(G)`"
+_PLUGGY_FIRST = (
+    '`pluggy.PluginManager("plugbench")`, `add_hookspecs(Spec)`, '
+    "`load_setuptools_entrypoints(G11, name=NAME)`, `pm.hook.plugbench_execute(data=42)`"
+)
+_PLUGGY_ALL = (
+    '`pluggy.PluginManager("plugbench")`, `add_hookspecs(Spec)`, `load_setuptools_entrypoints(G11)`'
+)
+
+CONTENDERS: dict[str, Contender] = {
+    # 1. imports
+    "import/plugyard": _c("`import plugyard`", "`import plugyard`", "import-plugyard", "import"),
+    "import/stevedore": _c(
+        "`import stevedore`", "`import stevedore`", "import-stevedore", "import"
+    ),
+    "import/pluggy": _c("`import pluggy`", "`import pluggy`", "import-pluggy", "import"),
+    # 2. listing
+    "list/plugyard-cold": _c(
+        "candidates(), cache cold",
+        "`plugyard.PluginManager(group=G).candidates()`, empty `XDG_CACHE_HOME`",
+        "list-plugyard-cold",
+        "call",
+    ),
+    "list/plugyard-warm": _c(
+        "candidates(), cache warm",
+        "`plugyard.PluginManager(group=G).candidates()`, cache written by an earlier process",
+        "list-plugyard-warm",
+        "call",
+    ),
+    "list/plugyard-off": _c(
+        "candidates(), cache off",
+        "`plugyard.PluginManager(group=G).candidates()` with `PLUGYARD_NO_CACHE=1`",
+        "list-plugyard-off",
+        "call",
+    ),
+    "list/index-cold": _c(
+        "_discovery.entry_points(G), cache cold",
+        "`plugyard._discovery.entry_points(G)` (internal: the index without the manager), "
+        "empty `XDG_CACHE_HOME`",
+        "index-plugyard-cold",
+        "call",
+    ),
+    "list/index-warm": _c(
+        "_discovery.entry_points(G), cache warm",
+        "`plugyard._discovery.entry_points(G)`, cache written by an earlier process",
+        "index-plugyard-warm",
+        "call",
+    ),
+    "list/importlib": _c(
+        "importlib.metadata",
+        "`importlib.metadata.entry_points(group=G)` (keeps no cache across processes)",
+        "list-importlib",
+        "call",
+    ),
+    "list/stevedore-cold": _c(
+        "stevedore, cache cold",
+        f"{_STEVEDORE_LIST}, empty `XDG_CACHE_HOME` (what every stevedore manager "
+        "calls to list; a manager's constructor would also load every plugin)",
+        "list-stevedore-cold",
+        "call",
+    ),
+    "list/stevedore-warm": _c(
+        "stevedore, cache warm",
+        f"{_STEVEDORE_LIST}, cache written by an earlier process",
+        "list-stevedore-warm",
+        "call",
+    ),
+    # 3. time to the first call, caches warm
+    "first/plugyard": _c(
+        "plugyard",
+        "`import plugyard`; `plugyard.PluginManager(group=G).execute(NAME, 42)`",
+        "first-plugyard",
+        "total",
+    ),
+    "first/stevedore": _c(
+        "stevedore DriverManager",
+        "`from stevedore import DriverManager`; "
+        "`DriverManager(G, NAME, invoke_on_load=True).driver.execute(42)`",
+        "first-stevedore",
+        "total",
+    ),
+    "first/pluggy": _c("pluggy", f"`import pluggy`; {_PLUGGY_FIRST}", "first-pluggy", "total"),
+    "first-call/plugyard": _c(
+        "plugyard",
+        "`plugyard.PluginManager(group=G).execute(NAME, 42)`",
+        "first-plugyard",
+        "call",
+    ),
+    "first-call/stevedore": _c(
+        "stevedore DriverManager",
+        "`DriverManager(G, NAME, invoke_on_load=True).driver.execute(42)`",
+        "first-stevedore",
+        "call",
+    ),
+    "first-call/pluggy": _c("pluggy", _PLUGGY_FIRST, "first-pluggy", "call"),
+    # 4. loading all N, caches warm
+    "all/plugyard": _c(
+        "plugyard load_all()",
+        "`import plugyard`; `plugyard.PluginManager(group=G).load_all()`",
+        "all-plugyard",
+        "total",
+    ),
+    "all/stevedore": _c(
+        "stevedore ExtensionManager",
+        "`from stevedore import ExtensionManager`; `ExtensionManager(G, invoke_on_load=True)`",
+        "all-stevedore",
+        "total",
+    ),
+    "all/pluggy": _c("pluggy", f"`import pluggy`; {_PLUGGY_ALL}", "all-pluggy", "total"),
+    "all-call/plugyard": _c(
+        "plugyard load_all()",
+        "`plugyard.PluginManager(group=G).load_all()`",
+        "all-plugyard",
+        "call",
+    ),
+    "all-call/stevedore": _c(
+        "stevedore ExtensionManager",
+        "`ExtensionManager(G, invoke_on_load=True)`",
+        "all-stevedore",
+        "call",
+    ),
+    "all-call/pluggy": _c("pluggy", _PLUGGY_ALL, "all-pluggy", "call"),
+    # 5. per call (timeit, one process; the timeit loop's own cost subtracted)
+    "call/direct": _c(
+        "direct call", "`plugin.execute(x)` on the plugin's instance", None, "direct"
+    ),
+    "call/direct-bound": _c(
+        "pre-bound method", "`execute(x)`, `execute = plugin.execute`", None, "direct-bound"
+    ),
+    "call/plugyard-handle": _c(
+        "handle call, metrics off",
+        "`handle.execute(x)`, `handle = manager.get(NAME)`, metrics off (see Method)",
+        None,
+        "plugyard-handle",
+    ),
+    "call/plugyard-handle-metrics": _c(
+        "handle call, metrics on",
+        "`handle.execute(x)`, `handle = manager.get(NAME)`, metrics on (see Method)",
+        None,
+        "plugyard-handle-metrics",
+    ),
+    "call/plugyard-execute": _c(
+        "manager.execute, metrics off",
+        "`manager.execute(NAME, x)`, metrics off (see Method)",
+        None,
+        "plugyard-execute",
+    ),
+    "call/plugyard-execute-metrics": _c(
+        "manager.execute, metrics on",
+        "`manager.execute(NAME, x)`, metrics on (see Method)",
+        None,
+        "plugyard-execute-metrics",
+    ),
+    "call/pluggy-hook": _c(
+        "pluggy hook, 1 impl",
+        "`pm.hook.plugbench_execute(data=x)` with one plugin registered",
+        None,
+        "pluggy-hook",
+    ),
+    "call/stevedore-driver": _c(
+        "stevedore driver", "`mgr.driver.execute(x)` on a `DriverManager`", None, "stevedore-driver"
+    ),
+    "call/stevedore-call": _c(
+        "stevedore mgr(func, x)",
+        "`mgr(call, x)`, `call = lambda ext, data: ext.obj.execute(data)`",
+        None,
+        "stevedore-call",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    """A plugyard figure and the peers it is compared with, one table line per peer.
+
+    Attributes:
+        id: A stable name, ``section.what``.
+        what: What is measured.
+        plugyard: The plugyard contender.
+        peers: The contenders it is divided by.
+        targets: The issue's targets: the highest plugyard/peer ratio, by peer.
+        per_n: Whether the figure depends on ``N`` (else it is measured once).
+    """
+
+    id: str
+    what: str
+    plugyard: str
+    peers: tuple[str, ...]
+    targets: Mapping[str, float] = field(default_factory=dict)
+    per_n: bool = True
+
+
+ROWS: list[Row] = [
+    Row(
+        "1.import",
+        "Import the framework (fresh process)",
+        "import/plugyard",
+        ("import/stevedore", "import/pluggy"),
+        targets={"import/stevedore": 0.5},
+        per_n=False,
+    ),
+    Row(
+        "2.list-cold",
+        "List the group, every cache cold (fresh process, import not timed)",
+        "list/plugyard-cold",
+        ("list/importlib", "list/stevedore-cold"),
+        targets={"list/importlib": 1.0},
+    ),
+    Row(
+        "2.list-warm",
+        "List the group, caches warm (fresh process, import not timed)",
+        "list/plugyard-warm",
+        ("list/stevedore-warm", "list/importlib"),
+        targets={"list/stevedore-warm": 0.5},
+    ),
+    Row(
+        "2.list-off",
+        "List the group, plugyard's cache off (fresh process, import not timed)",
+        "list/plugyard-off",
+        ("list/importlib", "list/stevedore-cold"),
+    ),
+    Row(
+        "2.index-cold",
+        "plugyard's index alone, cache cold (fresh process, import not timed)",
+        "list/index-cold",
+        ("list/importlib", "list/stevedore-cold"),
+    ),
+    Row(
+        "2.index-warm",
+        "plugyard's index alone, cache warm (fresh process, import not timed)",
+        "list/index-warm",
+        ("list/stevedore-warm", "list/importlib"),
+    ),
+    Row(
+        "3.first-call",
+        "Time to the first call of one plugin among N, import included (fresh process)",
+        "first/plugyard",
+        ("first/stevedore", "first/pluggy"),
+        targets={"first/stevedore": 0.2},
+    ),
+    Row(
+        "3.first-call-no-import",
+        "Time to the first call of one plugin among N, after the import (fresh process)",
+        "first-call/plugyard",
+        ("first-call/stevedore", "first-call/pluggy"),
+    ),
+    Row(
+        "4.load-all",
+        "Load all N plugins, import included (fresh process)",
+        "all/plugyard",
+        ("all/stevedore", "all/pluggy"),
+    ),
+    Row(
+        "4.load-all-no-import",
+        "Load all N plugins, after the import (fresh process)",
+        "all-call/plugyard",
+        ("all-call/stevedore", "all-call/pluggy"),
+    ),
+    Row(
+        "5.handle",
+        "Per call: a plugyard handle, metrics off",
+        "call/plugyard-handle",
+        ("call/direct", "call/direct-bound", "call/stevedore-driver", "call/pluggy-hook"),
+        targets={"call/direct": 2.0},
+    ),
+    Row(
+        "5.handle-metrics",
+        "Per call: a plugyard handle, metrics on",
+        "call/plugyard-handle-metrics",
+        ("call/direct", "call/pluggy-hook"),
+    ),
+    Row(
+        "5.execute",
+        "Per call: `manager.execute(name, x)`, metrics off",
+        "call/plugyard-execute",
+        ("call/pluggy-hook", "call/stevedore-driver", "call/stevedore-call", "call/direct"),
+    ),
+    Row(
+        "5.execute-metrics",
+        "Per call: `manager.execute(name, x)`, metrics on",
+        "call/plugyard-execute-metrics",
+        ("call/pluggy-hook", "call/direct"),
+        targets={"call/pluggy-hook": 0.3},
+    ),
+]
+
+# 6. Signing: rows to add with the trust gate, on the same synthetic site
+# (synth.py writes a RECORD of real sha256 hashes for each distribution):
+#   - "6.verify-dist": verifying one installed distribution (its RECORD and
+#     signature) vs a bare sha256 pass over the same files;
+#   - "6.verified-import": first call with verified import vs normal import
+#     (the "first/plugyard" probe with verification on).
+# Add their probes to PROBES (or percall.py), contenders to CONTENDERS and
+# rows here.
+SIGNING_ROWS: list[Row] = []
+ROWS += SIGNING_ROWS
+
+
+# -- running ---------------------------------------------------------------
+
+
+_BENCH_LINE = re.compile(r"^BENCH (?P<fields>.*)$", re.MULTILINE)
+# Variables that would change what a child measures (PYTHONPATH and
+# PYTHONHOME are kept: they may be how plugyard itself is found).
+_CLEAR_ENV = ("PYTHON", "PLUGYARD_", "COV_CORE_", "COVERAGE_")
+_KEEP_ENV = ("PYTHONPATH", "PYTHONHOME")
+
+
+class BenchmarkError(RuntimeError):
+    """A child process failed or printed no figures."""
+
+
+@dataclass
+class Bench:
+    """The state of one run: options, the temporary tree, and the samples in ns."""
+
+    repeat: int
+    min_time: float
+    tmp: Path
+    samples: dict[tuple[str, int | None], list[float]] = field(default_factory=dict)
+    loop_ns: float = 0.0  # the empty timeit loop, per iteration
+    metrics_switch: str = "not measured"  # how percall.py turned metrics on and off
+
+    def env(self, cache_home: Path, site: Path | None, *, no_cache: bool = False) -> dict[str, str]:
+        """A child's environment: ours without what would change its figures."""
+        env = {
+            k: v for k, v in os.environ.items() if k in _KEEP_ENV or not k.startswith(_CLEAR_ENV)
+        }
+        env["XDG_CACHE_HOME"] = str(cache_home)
+        if site is not None:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+        if no_cache:
+            env["PLUGYARD_NO_CACHE"] = "1"
+        return env
+
+    def cwd(self) -> Path:
+        """An empty working directory: ``-c`` puts it first on ``sys.path``."""
+        path = self.tmp / "cwd"
+        path.mkdir(exist_ok=True)
+        return path
+
+
+def _run(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> str:
+    proc = subprocess.run(
+        argv, env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=600, check=False
+    )
+    found = _BENCH_LINE.findall(proc.stdout)
+    if proc.returncode != 0 or not found:
+        raise BenchmarkError(
+            f"{argv[1][:60]!r}... exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+    return str(found[-1])
+
+
+def _run_probe(bench: Bench, key: str, site: synth.Site | None) -> dict[str, int]:
+    probe = PROBES[key]
+    n = site.n if site is not None else 0
+    if probe.cache == "warm":
+        cache_home = bench.tmp / "warm" / f"{key}-{n}"
+        cache_home.mkdir(parents=True, exist_ok=True)
+    else:
+        (bench.tmp / "cold").mkdir(exist_ok=True)
+        cache_home = Path(tempfile.mkdtemp(dir=bench.tmp / "cold"))
+    names = (site.middle, str(site.n)) if site is not None else ("", "0")
+    argv = [sys.executable, "-c", probe.code, synth.GROUP, synth.PLUGGY_GROUP, *names]
+    env = bench.env(
+        cache_home, site.path if site is not None else None, no_cache=probe.cache == "off"
+    )
+    try:
+        line = _run(argv, env, bench.cwd())
+    finally:
+        if probe.cache != "warm":
+            shutil.rmtree(cache_home, ignore_errors=True)
+    return {k: int(v) for k, v in (item.split("=") for item in line.split())}
+
+
+def run_probes(bench: Bench, keys: Iterable[str], site: synth.Site | None) -> None:
+    """Run each probe once untimed, then ``repeat`` rounds in a shuffled order.
+
+    The untimed run writes the warm caches and warms the OS's and Python's
+    own (``.pyc``, page cache); rounds spread a slow spell of the machine
+    over every contender.
+    """
+    keys = sorted(set(keys))
+    n = site.n if site is not None else None
+    for key in keys:
+        _run_probe(bench, key, site)
+    results: dict[str, list[dict[str, int]]] = {key: [] for key in keys}
+    for round_ in range(bench.repeat):
+        _progress(f"N={n or '-'}: fresh processes, round {round_ + 1}/{bench.repeat}")
+        order = list(keys)
+        random.Random(round_).shuffle(order)
+        for key in order:
+            results[key].append(_run_probe(bench, key, site))
+    for name, contender in CONTENDERS.items():
+        if contender.probe in results:
+            phases = results[contender.probe]
+            bench.samples[name, n] = [float(p[contender.phase]) for p in phases]
+
+
+def run_percall(bench: Bench, keys: Iterable[str], site: synth.Site) -> None:
+    """Time the per-call contenders in one child process; subtract the empty loop."""
+    _progress(f"N={site.n}: per-call timings")
+    argv = [
+        sys.executable,
+        str(HERE / "percall.py"),
+        synth.GROUP,
+        synth.PLUGGY_GROUP,
+        site.middle,
+        "--repeat",
+        str(bench.repeat),
+        "--min-time",
+        str(bench.min_time),
+    ]
+    cache_home = Path(tempfile.mkdtemp(dir=bench.tmp))
+    line = _run(argv, bench.env(cache_home, site.path), bench.cwd())
+    output = json.loads(line)
+    samples: dict[str, list[float]] = output["samples"]
+    bench.metrics_switch = output["metrics"]
+    loop = statistics.median(samples["empty"])
+    bench.loop_ns = loop
+    for name in keys:
+        phase = CONTENDERS[name].phase
+        bench.samples[name, site.n] = [s - loop for s in samples[phase]]
+
+
+def _progress(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def measure(bench: Bench, ns: Sequence[int]) -> None:
+    """Measure every contender the rows name: once for site-less probes, else per N."""
+    used = {key for row in ROWS for key in (row.plugyard, *row.peers)}
+    unknown = used - set(CONTENDERS)
+    assert not unknown, f"rows name unknown contenders: {sorted(unknown)}"
+    probes = {p for p in (CONTENDERS[k].probe for k in used) if p is not None}
+    once = {p for p in probes if not PROBES[p].site}
+    run_probes(bench, once, None)
+    for n in ns:
+        started = time.monotonic()
+        site = synth.make_site(bench.tmp / f"site-{n}", n)
+        run_probes(bench, probes - once, site)
+        percall = [k for k in used if CONTENDERS[k].probe is None]
+        if percall:
+            run_percall(bench, percall, site)
+        _progress(f"N={n}: {time.monotonic() - started:.0f} s")
+
+
+# -- the report ---------------------------------------------------------------
+
+
+def fmt_time(ns: float) -> str:
+    """A duration in ns, in the unit that suits it, to three significant digits."""
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if abs(ns) >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.3g} ns"
+
+
+def _cell(samples: Sequence[float]) -> str:
+    median = statistics.median(samples)
+    mad = statistics.median(abs(s - median) for s in samples)
+    spread = f" ±{100 * mad / median:.0f}%" if median > 0 else ""
+    return f"{fmt_time(median)}{spread}"
+
+
+def _verdict(ratio: float, target: float | None, n: int | None) -> str:
+    if target is None:
+        return ""
+    if n is not None and n != TARGET_N:
+        return f"≤ {target:g}x (at N={TARGET_N})"
+    return f"≤ {target:g}x **{'met' if ratio <= target else 'missed'}**"
+
+
+@dataclass(frozen=True)
+class Line:
+    """One table line: a plugyard figure against one peer at one N."""
+
+    row: Row
+    n: int | None
+    peer: str
+    mine: list[float]
+    theirs: list[float]
+
+    @property
+    def ratio(self) -> float:
+        """The median of plugyard's samples over the peer's."""
+        return statistics.median(self.mine) / statistics.median(self.theirs)
+
+    @property
+    def target(self) -> float | None:
+        """The issue's highest ratio for this pair, if it sets one."""
+        return self.row.targets.get(self.peer)
+
+
+def lines(bench: Bench, ns: Sequence[int]) -> list[Line]:
+    """Every table line, rows in order, by N, peers in order."""
+    found = []
+    for row in ROWS:
+        for n in ns if row.per_n else [None]:
+            for peer in row.peers:
+                mine, theirs = bench.samples[row.plugyard, n], bench.samples[peer, n]
+                found.append(Line(row, n, peer, mine, theirs))
+    return found
+
+
+def _version(dist: str) -> str:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown"
+    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
+    return match[1].strip() if match else platform.processor() or "unknown"
+
+
+def _git_revision() -> str:
+    try:
+        proc = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return proc.stdout.strip()
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def machine() -> dict[str, str]:
+    """What the figures were measured on."""
+    return {
+        "Date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "Platform": platform.platform(),
+        "CPU": f"{_cpu_model()}, {os.cpu_count()} CPUs",
+        "Python": f"{platform.python_implementation()} {platform.python_version()} "
+        f"({sys.executable})",
+        "plugyard": f"{_version('plugyard')} (git {_git_revision()})",
+        "stevedore": _version("stevedore"),
+        "pluggy": _version("pluggy"),
+        "Load average (1, 5, 15 min) at start": _loadavg(),
+    }
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def report(
+    bench: Bench, ns: Sequence[int], info: Mapping[str, str], wall: float, argv: Sequence[str]
+) -> str:
+    """The Markdown report."""
+    found = lines(bench, ns)
+    out = ["# plugyard benchmarks", ""]
+    out += [f"- **{key}**: {value}" for key, value in info.items()]
+    out += [
+        f"- **Load average at end**: {_loadavg()}",
+        f"- **Command**: `python benchmarks/run.py {' '.join(argv)}`",
+        f"- **Wall time**: {wall:.0f} s; {bench.repeat} fresh processes (or timeit samples) "
+        "per figure",
+        "",
+        "Figures are medians, ± the median absolute deviation. They are noisy: the machine "
+        "may be shared, and only the ratios, measured side by side in one run, are meant "
+        "to be compared across machines.",
+        "",
+        f"## Targets (issue 6, at N={TARGET_N})",
+        "",
+        "| target | plugyard / peer | |",
+        "| --- | ---: | --- |",
+    ]
+    targeted = [line for line in found if line.target is not None]
+    for line in targeted:
+        if line.n not in (None, TARGET_N):
+            continue
+        mine, theirs = CONTENDERS[line.row.plugyard], CONTENDERS[line.peer]
+        verdict = "met" if line.ratio <= (line.target or 0) else "missed"
+        out.append(
+            f"| {line.row.id}: {mine.label} ≤ {line.target:g}x {theirs.label} "
+            f"| {line.ratio:.2f}x | **{verdict}** |"
+        )
+    if TARGET_N not in ns:
+        out.append(f"| (N={TARGET_N} was not in this run; targets at other N are not judged) | | |")
+    out += [
+        "",
+        "## Results",
+        "",
+        "| row | N | plugyard | median | peer | median | plugyard / peer | target |",
+        "| --- | ---: | --- | ---: | --- | ---: | ---: | --- |",
+    ]
+    for line in found:
+        mine, theirs = CONTENDERS[line.row.plugyard], CONTENDERS[line.peer]
+        out.append(
+            f"| {line.row.id} | {line.n if line.n is not None else 'any'} "
+            f"| {_escape(mine.label)} | {_cell(line.mine)} "
+            f"| {_escape(theirs.label)} | {_cell(line.theirs)} "
+            f"| {line.ratio:.2f}x | {_verdict(line.ratio, line.target, line.n)} |"
+        )
+    out += ["", "## Rows", ""]
+    out += [f"- **{row.id}**: {row.what}" for row in ROWS]
+    out += ["", "## What each figure times", ""]
+    shown = {key for row in ROWS for key in (row.plugyard, *row.peers)}
+    for key, contender in CONTENDERS.items():
+        if key in shown:
+            out.append(f"- **{key}** ({_escape(contender.label)}): {contender.how}")
+    out += [
+        "",
+        "## Method",
+        "",
+        f"- The plugins are N synthetic installed distributions in a temporary directory on "
+        f"`PYTHONPATH`, each with one module `pkgNNN.py` and two entry points: "
+        f"`[{synth.GROUP}] pluginNNN = pkgNNN:Plugin` (G, for plugyard and stevedore) and "
+        f"`[{synth.PLUGGY_GROUP}] pluginNNN = pkgNNN` (G11, a module with a pluggy hook "
+        "implementation, as `pytest11` plugins are). The modules import nothing and are "
+        "byte-compiled beforehand. The environment's own distributions are on `sys.path` too, "
+        "as for any application.",
+        "- NAME is the plugin in the middle of the N.",
+        "- Fresh-process figures: `python -c SNIPPET` (see `benchmarks/snippets.py`); the "
+        "child times itself with `time.perf_counter_ns` and imports nothing before the clock "
+        "starts. Every probe runs once untimed first (writing the warm caches and `.pyc` "
+        "files, warming the page cache), then in rounds, in a shuffled order per round. "
+        "Import rows run without the synthetic site.",
+        "- Cache cold: a new, empty `XDG_CACHE_HOME` per process, which both plugyard "
+        "(`plugyard/entry-points`) and stevedore (`python-entrypoints`) keep their caches in; "
+        "it does not mean the OS page cache or `.pyc` files are cold. Warm: an "
+        "`XDG_CACHE_HOME` written by the untimed run. Rows 3 and 4 run with warm caches.",
+        "- stevedore's listing is `stevedore._cache.get_group_all(G)`: what "
+        "`ExtensionManager.list_entry_points()` calls and what every stevedore manager "
+        "lists with. stevedore offers no public listing that loads nothing: its managers "
+        "load every (or every named) plugin in their constructor; `list_entry_points()`'s "
+        "class-level memo matters only within one process.",
+        "- pluggy loads one plugin for row 3 (`load_setuptools_entrypoints(G11, name=NAME)`), "
+        "as plugyard and stevedore import only the one asked for.",
+        "- Per-call figures: `benchmarks/percall.py`, `timeit` in one process, each sample "
+        f"at least {bench.min_time:g} s of calls; the cost of the empty `timeit` loop "
+        f"({fmt_time(bench.loop_ns)} per iteration) is subtracted.",
+        f"- Metrics on and off in rows 5: {bench.metrics_switch}. Rows 2 to 4 use the "
+        "manager's defaults, as a user who does not choose would.",
+    ]
+    if sys.executable.startswith("/tmp"):  # noqa: S108 - stevedore's own test
+        out.append(
+            "- **Warning**: the interpreter is under /tmp, where stevedore turns its cache "
+            "off: its warm rows are cold."
+        )
+    out += [
+        "",
+        "## 6. Signing",
+        "",
+        "Not measured yet: verifying one installed distribution vs a bare sha256 pass over "
+        "its files, and a verified import vs a normal one (see `SIGNING_ROWS` in "
+        "`benchmarks/run.py`).",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[100, 1000], help="how many plugins")
+    parser.add_argument("--repeat", type=int, default=10, help="fresh processes per figure")
+    parser.add_argument(
+        "--min-time", type=float, default=0.1, help="seconds per per-call timeit sample"
+    )
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.md")
+    parser.add_argument(
+        "--list-rows", action="store_true", help="print the rows as JSON, measure nothing"
+    )
+    args = parser.parse_args(argv)
+    if args.list_rows:
+        listed = [
+            {"id": row.id, "peers": list(row.peers), "per_n": row.per_n, "targets": row.targets}
+            for row in ROWS
+        ]
+        print(json.dumps(listed, indent=1))
+        return
+    started = time.monotonic()
+    info = machine()
+    with tempfile.TemporaryDirectory(prefix="plugyard-bench-") as tmp:
+        bench = Bench(repeat=args.repeat, min_time=args.min_time, tmp=Path(tmp))
+        measure(bench, args.n)
+    text = report(bench, args.n, info, time.monotonic() - started, sys.argv[1:])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    _progress(f"wrote {args.out} in {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The code each fresh benchmark process runs, one snippet per contender.
+
+A snippet is run as ``python -c SNIPPET GROUP PLUGGY_GROUP NAME N`` with the
+synthetic site on ``PYTHONPATH`` (see ``synth.py``). It times itself with
+``time.perf_counter_ns`` and prints one line ``BENCH phase=ns ...`` that
+``run.py`` reads. It checks its result after the clock stops (the count, the
+value returned, that listing imported no plugin module) and fails loudly
+otherwise: a benchmark of something that did not work is worth nothing.
+
+Nothing is imported before the clock starts but ``sys`` and ``time``, which
+every interpreter has loaded at startup; in particular not ``json``, which
+stevedore imports and would otherwise get for free.
+
+Phases:
+
+- ``import``: importing the framework;
+- ``call``: the operation, the framework already imported;
+- ``total``: both, from before the import to the result.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+_IMPORT = """\
+from time import perf_counter_ns
+t0 = perf_counter_ns()
+import {module}
+t1 = perf_counter_ns()
+print(f"BENCH import={{t1 - t0}}")
+"""
+
+
+def import_module(module: str) -> str:
+    """Time ``import module`` and nothing else."""
+    return _IMPORT.format(module=module)
+
+
+# No plugin module may be imported by listing; plugin modules are pkgNNN.
+_NO_PLUGIN_IMPORTED = """\
+imported = [m for m in sys.modules if m[:3] == "pkg" and m[3:].isdigit()]
+assert not imported, f"listing imported {imported[:3]}"
+"""
+
+
+def _listing(setup: str, call: str, count: str) -> str:
+    return (
+        "import sys\n"
+        "from time import perf_counter_ns\n"
+        f"{setup}\n"
+        "group, pluggy_group, name, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])\n"
+        "t0 = perf_counter_ns()\n"
+        f"found = {call}\n"
+        "t1 = perf_counter_ns()\n"
+        f"assert {count} == n, f'listed {{{count}}}, expected {{n}}'\n"
+        f"{_NO_PLUGIN_IMPORTED}"
+        'print(f"BENCH call={t1 - t0}")\n'
+    )
+
+
+LIST_PLUGYARD = _listing(
+    "import plugyard",
+    "plugyard.PluginManager(group=group).candidates()",
+    "len(found)",
+)
+LIST_PLUGYARD_INDEX = _listing(
+    "from plugyard import _discovery",
+    "_discovery.entry_points(group)",
+    "len(found)",
+)
+LIST_IMPORTLIB = _listing(
+    "from importlib.metadata import entry_points",
+    "entry_points(group=group)",
+    "len(found)",
+)
+# What ExtensionManager.list_entry_points() calls (through a class-level dict
+# that only matters within one process); a manager's constructor would load
+# every plugin, so this is the cheapest listing a stevedore user gets.
+LIST_STEVEDORE = _listing(
+    "from stevedore import _cache",
+    "_cache.get_group_all(group)",
+    "len(found)",
+)
+
+
+def _startup(imports: str, body: str, check: str) -> str:
+    return (
+        "import sys\n"
+        "from time import perf_counter_ns\n"
+        "group, pluggy_group, name, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])\n"
+        "t0 = perf_counter_ns()\n"
+        f"{imports}\n"
+        "t1 = perf_counter_ns()\n"
+        f"{textwrap.dedent(body).strip()}\n"
+        "t2 = perf_counter_ns()\n"
+        f"{textwrap.dedent(check).strip()}\n"
+        'print(f"BENCH import={t1 - t0} call={t2 - t1} total={t2 - t0}")\n'
+    )
+
+
+_PLUGGY_SPEC = """\
+marker = pluggy.HookspecMarker("plugbench")
+class Spec:
+    @marker
+    def plugbench_execute(self, data):
+        pass
+pm = pluggy.PluginManager("plugbench")
+pm.add_hookspecs(Spec)
+"""
+
+FIRST_CALL_PLUGYARD = _startup(
+    "import plugyard",
+    "result = plugyard.PluginManager(group=group).execute(name, 42)",
+    "assert result == 42, result",
+)
+FIRST_CALL_STEVEDORE = _startup(
+    "from stevedore import DriverManager",
+    "result = DriverManager(group, name, invoke_on_load=True).driver.execute(42)",
+    "assert result == 42, result",
+)
+# name= makes pluggy import only the one plugin, as the others do.
+FIRST_CALL_PLUGGY = _startup(
+    "import pluggy",
+    _PLUGGY_SPEC
+    + "pm.load_setuptools_entrypoints(pluggy_group, name=name)\n"
+    + "result = pm.hook.plugbench_execute(data=42)\n",
+    "assert result == [42], result",
+)
+
+LOAD_ALL_PLUGYARD = _startup(
+    "import plugyard",
+    "states = plugyard.PluginManager(group=group).load_all()",
+    """
+    active = [s for s in states.values() if s is plugyard.PluginState.ACTIVE]
+    assert len(active) == n, f"{len(active)} active of {len(states)}, expected {n}"
+    """,
+)
+LOAD_ALL_STEVEDORE = _startup(
+    "from stevedore import ExtensionManager",
+    "mgr = ExtensionManager(group, invoke_on_load=True)",
+    "assert len(mgr.extensions) == n, len(mgr.extensions)",
+)
+LOAD_ALL_PLUGGY = _startup(
+    "import pluggy",
+    _PLUGGY_SPEC + "count = pm.load_setuptools_entrypoints(pluggy_group)\n",
+    "assert count == n and len(pm.hook.plugbench_execute(data=1)) == n, count",
+)
