@@ -41,7 +41,6 @@ import contextlib
 import enum
 import os
 import re
-import tempfile
 import threading
 import types
 import typing
@@ -50,7 +49,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
-import msgpack
 
 from ._model import check_name
 from .exceptions import ConfigError
@@ -138,6 +136,8 @@ def _encode(config: Mapping[str, Any]) -> bytes:
     except RecursionError:
         raise ConfigError("is nested too deeply, or contains itself") from None
     try:
+        import msgpack  # here, not at the top: only config I/O needs it
+
         return typing.cast("bytes", msgpack.packb(plain, use_bin_type=True))
     except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigError(f"cannot be encoded as msgpack: {exc}") from exc
@@ -146,6 +146,8 @@ def _encode(config: Mapping[str, Any]) -> bytes:
 def _decode(data: bytes) -> dict[str, Any]:
     """Decode a config file's bytes; ConfigError (without a path) if they are not one."""
     try:
+        import msgpack
+
         value = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
     except Exception as exc:
         raise ConfigError(f"is not valid msgpack ({type(exc).__name__}: {exc})") from exc
@@ -341,6 +343,8 @@ class ConfigStore:
                 directory.mkdir(parents=True, exist_ok=True)
                 _fsync_directory(directory.parent)
             self._sweep(path)
+            import tempfile  # here, not at the top: only saving needs it
+
             fd, temp = tempfile.mkstemp(
                 prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=directory
             )

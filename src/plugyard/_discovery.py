@@ -79,7 +79,7 @@ def _cache_key(path: Sequence[str]) -> str:
     digest = hashlib.sha256(f"{_CACHE_FORMAT}\0{sys.executable}\0{sys.prefix}".encode())
     for entry in path:
         try:
-            mtime = os.stat(entry or ".").st_mtime_ns  # noqa: PTH116 - no Path objects on the listing path
+            mtime = os.stat(entry or ".").st_mtime_ns
         except OSError:
             mtime = -1
         digest.update(f"\0{entry}\0{mtime}".encode())
@@ -126,11 +126,13 @@ def _write_cache(cache: Path, rows: list[_Row]) -> None:
 
 
 def _scan(path: Iterable[str]) -> list[_Row]:
+    # Plain strings and os.path here: this is the cold listing path, and
+    # pathlib objects cost a third of it.
     rows: list[_Row] = []
     seen: set[str] = set()
     for entry in path:
         for meta in _metadata_dirs(entry or "."):
-            key = _normalize(meta.name.rsplit(".", 1)[0].partition("-")[0])
+            key = _normalize(os.path.basename(meta).rsplit(".", 1)[0].partition("-")[0])
             if key in seen:
                 continue
             seen.add(key)
@@ -138,7 +140,7 @@ def _scan(path: Iterable[str]) -> list[_Row]:
     return rows
 
 
-def _metadata_dirs(entry: str) -> list[Path]:
+def _metadata_dirs(entry: str) -> list[str]:
     try:
         with os.scandir(entry) as it:
             names = sorted(
@@ -146,43 +148,47 @@ def _metadata_dirs(entry: str) -> list[Path]:
             )
     except OSError:
         return []
-    return [Path(entry, name) for name in names]
+    return [os.path.join(entry, name) for name in names]
 
 
-def _name_version(meta: Path) -> tuple[str, str]:
+def _read(path: str, size: int = -1) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            return file.read(size)
+    except OSError:
+        return None
+
+
+def _name_version(meta: str) -> tuple[str, str]:
     """Name and version from METADATA (PKG-INFO for eggs): only the header is read."""
     name = version = ""
-    for filename in ("METADATA", "PKG-INFO"):
-        try:
-            with (meta / filename).open(encoding="utf-8", errors="replace") as file:
-                for line in file:
-                    if not line.strip():
-                        break
-                    key, _, value = line.partition(":")
-                    if key == "Name":
-                        name = value.strip()
-                    elif key == "Version":
-                        version = value.strip()
-                    if name and version:
-                        break
+    head = _read(os.path.join(meta, "METADATA"), 4096)
+    if head is None:
+        head = _read(os.path.join(meta, "PKG-INFO"), 4096) or ""
+    for line in head.split("\n"):
+        if not line.strip():
             break
-        except OSError:
-            continue
+        key, _, value = line.partition(":")
+        if key == "Name":
+            name = value.strip()
+        elif key == "Version":
+            version = value.strip()
+        if name and version:
+            break
     if not name:
-        match = _DIST_DIR.match(meta.name)
-        name = match["name"] if match else meta.name
+        match = _DIST_DIR.match(os.path.basename(meta))
+        name = match["name"] if match else os.path.basename(meta)
         version = version or (match["version"] or "" if match else "")
     return name, version
 
 
-def _entry_points(meta: Path) -> list[_Row]:
-    try:
-        text = (meta / "entry_points.txt").read_text(encoding="utf-8")
-    except OSError:
+def _entry_points(meta: str) -> list[_Row]:
+    text = _read(os.path.join(meta, "entry_points.txt"))
+    if text is None:
         return []
     # Only distributions with entry points pay for reading their metadata.
     name, version = _name_version(meta)
-    return [(ep, group, value, name, version, str(meta)) for group, ep, value in parse(text)]
+    return [(ep, group, value, name, version, meta) for group, ep, value in parse(text)]
 
 
 def parse(text: str) -> list[tuple[str, str, str]]:

@@ -17,18 +17,21 @@ sandbox; no manager publishes them yet, and they are not exported until one does
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import inspect
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
-from concurrent.futures import Future
 from types import MappingProxyType, TracebackType
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
+
+if TYPE_CHECKING:
+    # asyncio is imported where a coroutine handler needs it: it is slow to import.
+    import asyncio
+    from concurrent.futures import Future
 
 __all__ = [
     "ConfigChanged",
@@ -464,12 +467,14 @@ class EventBus:
         except Exception:
             log.exception("event handler %s failed on %r", _handler_name(handler), event)
             return
-        if asyncio.iscoroutine(result):
+        if inspect.iscoroutine(result):
             self._schedule(result, handler, event)
 
     def _schedule(
         self, coro: Coroutine[Any, Any, object], handler: Callable[..., object], event: Event
     ) -> None:
+        import asyncio
+
         loop = self._loop
         try:
             if loop is None:

@@ -6,14 +6,17 @@ import enum
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from .exceptions import InvalidPluginError, MissingDependencyError
+
+if TYPE_CHECKING:
+    # Imported where ranges are parsed: packaging's specifier and requirement
+    # parsers cost more to import than the rest of plugyard.
+    from packaging.specifiers import SpecifierSet
 
 #: What ``depends_on`` accepts: ``{"name": ">=1.0,<2"}`` or ``["name>=1.0,<2", "other"]``.
 DependsOn: TypeAlias = Mapping[str, str] | Iterable[str]
@@ -74,6 +77,12 @@ def parse_version(version: object, *, plugin: str | None = None) -> Version:
         ) from None
 
 
+def _specifier(spec: str) -> SpecifierSet:
+    from packaging.specifiers import SpecifierSet
+
+    return SpecifierSet(spec)
+
+
 @attrs.frozen
 class Dependency:
     """One declared dependency of a plugin.
@@ -89,7 +98,7 @@ class Dependency:
     __module__ = "plugyard"
 
     name: str
-    specifier: SpecifierSet = attrs.field(factory=SpecifierSet)
+    specifier: SpecifierSet = attrs.field(factory=lambda: _specifier(""))
     optional: bool = False
 
     def accepts(self, version: Version) -> bool:
@@ -130,8 +139,10 @@ def parse_depends_on(
         check_name(name, what="dependency name")
         if name in deps:
             raise InvalidPluginError(name, "listed twice in depends_on", plugin=plugin)
+        from packaging.specifiers import InvalidSpecifier
+
         try:
-            specifier = SpecifierSet(spec)
+            specifier = _specifier(spec)
         except InvalidSpecifier:
             raise InvalidPluginError(
                 spec, f"not a PEP 440 version range for {name!r}", plugin=plugin
@@ -143,6 +154,8 @@ def parse_depends_on(
 def _split_requirement(item: object, plugin: str | None) -> tuple[str, str]:
     if not isinstance(item, str):
         raise InvalidPluginError(item, "a dependency is a string like 'name>=1.0'", plugin=plugin)
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         req = Requirement(item)
     except InvalidRequirement as exc:
