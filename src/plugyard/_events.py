@@ -404,6 +404,13 @@ class EventBus:
             subscription._active = False
             self._subs = tuple(s for s in self._subs if s is not subscription)
 
+    def has_subscribers(self, event_type: type[Event]) -> bool:
+        """Whether any handler would receive an event of ``event_type`` now.
+
+        Publishers use it to skip building events nobody listens to.
+        """
+        return any(issubclass(event_type, s.event_type) for s in self._subs if s._active)
+
     def publish(self, event: Event) -> None:
         """Deliver ``event`` to its handlers now, or at the end of a :meth:`deferred` block.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import inspect
 import logging
@@ -263,7 +264,7 @@ class PluginManager:
         self._disabled: set[str] = set()
         self._gate = Gate(self.trust, self.group)
         self._path = None if path is None else list(path)
-        self._entry_points: list[EntryPoint] | None = None
+        self._by_name: dict[str, list[EntryPoint]] | None = None
         # Module entry points found, and those not imported yet.
         self._module_eps: list[EntryPoint] = []
         self._providers: list[EntryPoint] = []
@@ -574,11 +575,31 @@ class PluginManager:
         plugin by a name not otherwise known).
         """
         with self._locked():
-            self._sync()
+            if self._sync_registry():
+                self._handles = {name: r.handle for name, r in self._records.items()}
             disabled = self._disabled_names()
+            # Installed plugins without a record yet are listed from the index
+            # alone: listing a thousand plugins must not build a thousand records.
+            for name, eps in self._index().items():
+                if name not in self._records and self._entry_point_error(name, eps) is not None:
+                    self._find(name)  # fails it, with the reason
             listed = [
                 attrs.evolve(_candidate(record), enabled=name not in disabled)
                 for name, record in self._records.items()
+            ]
+            listed += [
+                Candidate(
+                    name=name,
+                    group=self.group,
+                    version=eps[0].version,
+                    distribution=eps[0].distribution,
+                    value=eps[0].value,
+                    kind="entry point",
+                    state=PluginState.DISCOVERED,
+                    enabled=name not in disabled,
+                )
+                for name, eps in self._index().items()
+                if name not in self._records
             ]
             listed += [
                 Candidate(
@@ -616,7 +637,7 @@ class PluginManager:
                     del self._records[name]
                     self._spare_handles[name] = record.handle
             self._providers = []
-            self._entry_points = None
+            self._by_name = None
             self._sync()
             self._handles = {name: r.handle for name, r in self._records.items()}
             return sorted({c.name for c in self.candidates()} - before)
@@ -632,11 +653,50 @@ class PluginManager:
 
     # -- internals (call with the lock held) -------------------------------
 
+    def _index(self) -> dict[str, list[EntryPoint]]:
+        """The group's class and function entry points by name; read once per scan."""
+        if self._by_name is None:
+            found = (
+                _discovery.entry_points(self.group, self._path) if self._use_entry_points else []
+            )
+            self._module_eps = [ep for ep in found if ep.attr is None]
+            # Modules imported already have registered their plugins.
+            self._providers = [ep for ep in self._module_eps if ep.module not in sys.modules]
+            by_name: dict[str, list[EntryPoint]] = {}
+            for ep in found:
+                if ep.attr is not None:
+                    by_name.setdefault(ep.name, []).append(ep)
+            self._by_name = by_name
+        return self._by_name
+
     def _sync(self) -> None:
-        """Bring the records in line with the installed entry points and the registry."""
+        """Give every installed and every registered plugin a record."""
+        new = [self._add_entry_point(n) for n in self._index() if n not in self._records]
+        if self._sync_registry() or new:
+            self._handles = {name: r.handle for name, r in self._records.items()}
+
+    def _find(self, name: str) -> _Record | None:
+        """The record of ``name``, made now if it is an installed or registered plugin.
+
+        Only that plugin's record is made: a first call among many installed
+        plugins does not pay for the others.
+        """
+        record = self._records.get(name)
+        if record is None:
+            if name in self._index():
+                record = self._add_entry_point(name)
+                self._handles = {**self._handles, name: record.handle}
+            elif self._sync_registry():
+                self._handles = {n: r.handle for n, r in self._records.items()}
+            record = self._records.get(name)
+            if record is None and self._providers:
+                self._import_providers()
+                record = self._records.get(name)
+        return record
+
+    def _sync_registry(self) -> bool:
+        """Bring the records in line with the registry; return whether any was added."""
         added = False
-        if self._entry_points is None and self._use_entry_points:
-            added = self._add_entry_points(_discovery.entry_points(self.group, self._path))
         registry = self.registry
         for info in registry:
             target = registry.target(info.name)
@@ -662,55 +722,42 @@ class PluginManager:
                     self._fail(record, error)
                     continue
             self._set_call(record)
-        if added:
-            self._handles = {name: r.handle for name, r in self._records.items()}
-
-    def _add_entry_points(self, found: list[EntryPoint]) -> bool:
-        """Add records for entry points not known yet; return whether any was added."""
-        self._entry_points = found
-        by_name: dict[str, list[EntryPoint]] = {}
-        self._module_eps = [ep for ep in found if ep.attr is None]
-        # Modules imported already have registered their plugins.
-        self._providers = [ep for ep in self._module_eps if ep.module not in sys.modules]
-        for ep in found:
-            if ep.attr is not None:
-                by_name.setdefault(ep.name, []).append(ep)
-        added = False
-        for name, eps in by_name.items():
-            if name in self._records:
-                continue
-            ep = eps[0]
-            try:
-                version = Version(ep.version)
-            except InvalidVersion:
-                version = Version("0")
-            info = PluginInfo(
-                name=name,
-                group=self.group,
-                version=version,
-                origin=ep.value,
-                distribution=ep.distribution,
-            )
-            record = _Record(info, None, self._new_handle(name), ep)
-            self._records[name] = record
-            self._emit(PluginDiscovered, record)
-            added = True
-            error: PluginError | None = None
-            dists = sorted({f"{e.distribution} {e.version}" for e in eps})
-            if len(dists) > 1:
-                error = PluginConflictError(name, self.group, dists)
-            else:
-                try:
-                    check_name(name)
-                    Version(ep.version)
-                except (InvalidPluginError, InvalidVersion) as exc:
-                    error = _load_error(ep, str(exc))
-            if error is not None:
-                record.imported = True
-                self._fail(record, error)
-            else:
-                self._set_call(record)
         return added
+
+    def _entry_point_error(self, name: str, eps: list[EntryPoint]) -> PluginError | None:
+        """Why the entry points of ``name`` cannot become a plugin, found without importing."""
+        dists = sorted({f"{e.distribution} {e.version}" for e in eps})
+        if len(dists) > 1:
+            return PluginConflictError(name, self.group, dists)
+        try:
+            check_name(name)
+        except InvalidPluginError as exc:
+            return _load_error(eps[0], str(exc))
+        if _version(eps[0].version) is None:
+            return _load_error(eps[0], f"its distribution's version {eps[0].version!r} is invalid")
+        return None
+
+    def _add_entry_point(self, name: str) -> _Record:
+        """Make the record of an installed plugin (the caller publishes its handle)."""
+        eps = self._index()[name]
+        ep = eps[0]
+        info = PluginInfo(
+            name=name,
+            group=self.group,
+            version=_version(ep.version) or _ZERO,
+            origin=ep.value,
+            distribution=ep.distribution,
+        )
+        record = _Record(info, None, self._new_handle(name), ep)
+        self._records[name] = record
+        self._emit(PluginDiscovered, record)
+        error = self._entry_point_error(name, eps)
+        if error is not None:
+            record.imported = True
+            self._fail(record, error)
+        else:
+            self._set_call(record)
+        return record
 
     def _import_providers(self) -> None:
         """Import the module entry points, whose import registers plugins."""
@@ -719,7 +766,7 @@ class PluginManager:
             error = self._gate.check(ep.name, ep.distribution, ep.path) or _import_module(ep)
             if error is not None:
                 record = _Record(
-                    PluginInfo(ep.name, self.group, Version("0"), origin=ep.value),
+                    PluginInfo(ep.name, self.group, _ZERO, origin=ep.value),
                     None,
                     self._new_handle(ep.name),
                     ep,
@@ -728,7 +775,8 @@ class PluginManager:
                 self._records.setdefault(ep.name, record)
                 self._fail(self._records[ep.name], error)
                 log.warning("%s", error)
-        self._sync()
+        if self._sync_registry():
+            self._handles = {name: r.handle for name, r in self._records.items()}
 
     def _provider_of(self, info: PluginInfo) -> EntryPoint | None:
         """The module entry point whose module (or a submodule) registered ``info``."""
@@ -789,8 +837,8 @@ class PluginManager:
 
     def _bind(self, record: _Record, target: object, info: PluginInfo, ep: EntryPoint) -> None:
         """Make ``info`` the record's, with the distribution's name and version."""
-        version = Version(ep.version)
-        if info.version != Version("0") and info.version != version:
+        version = _version(ep.version) or _ZERO
+        if info.version != _ZERO and info.version != version:
             raise _load_error(
                 ep,
                 f"the plugin declares version {info.version}, but its distribution is "
@@ -803,14 +851,9 @@ class PluginManager:
         return self._spare_handles.pop(name, None) or PluginHandle(self, name)
 
     def _record(self, name: str) -> _Record:
-        record = self._records.get(name)
+        record = self._find(name)
         if record is None:
-            self._sync()
-            if name not in self._records and self._providers:
-                self._import_providers()
-            record = self._records.get(name)
-            if record is None:
-                raise PluginNotFoundError(name, self.group)
+            raise PluginNotFoundError(name, self.group)
         return record
 
     def _handle(self, name: str) -> PluginHandle:
@@ -855,9 +898,7 @@ class PluginManager:
         stack = list(names)
         while stack:
             name = stack.pop()
-            if name not in self._records and self._providers:
-                self._import_providers()
-            record = self._records.get(name)
+            record = self._find(name)
             if name in seen or record is None or record.state is PluginState.ACTIVE:
                 continue
             seen.add(name)
@@ -868,7 +909,8 @@ class PluginManager:
         return seen
 
     def _start(self, names: Iterable[str]) -> None:
-        self._sync()
+        if self._sync_registry():
+            self._handles = {name: r.handle for name, r in self._records.items()}
         records = self._records
         # A record without a target never starts: its import failed, or it
         # conflicts; it stays failed and fails its dependents. A disabled
@@ -965,8 +1007,9 @@ class PluginManager:
             )
 
     def _emit(self, event: type[Any], record: _Record, **fields: Any) -> None:
-        info = record.info
-        self.events.publish(event(info.name, self.group, str(info.version), **fields))
+        if self.events.has_subscribers(event):
+            info = record.info
+            self.events.publish(event(info.name, self.group, str(info.version), **fields))
 
     def _teardown(self, record: _Record) -> None:
         name = record.info.name
@@ -995,6 +1038,18 @@ class PluginManager:
             }
             found |= frontier
         return found
+
+
+_ZERO = Version("0")
+
+
+@functools.lru_cache(maxsize=4096)
+def _version(text: str) -> Version | None:
+    """A distribution's version, parsed once per distinct string; None if invalid."""
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
 
 
 def _plain(config: Any) -> dict[str, Any]:

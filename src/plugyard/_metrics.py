@@ -399,7 +399,8 @@ class GroupMetrics:
         self.group = group
         self._clock = clock
         self._lock = threading.Lock()
-        # Replaced whole on change, so readers need no lock.
+        # Added to in place under the lock (a thousand plugins must not cost a
+        # million copies); lookups need no lock, iteration copies under it.
         self._plugins: dict[str, PluginMetrics] = {}
 
     def __repr__(self) -> str:
@@ -413,17 +414,18 @@ class GroupMetrics:
                 recorder = self._plugins.get(name)
                 if recorder is None:
                     recorder = PluginMetrics(name, self.group, clock=self._clock)
-                    self._plugins = {**self._plugins, name: recorder}
+                    self._plugins[name] = recorder
         return recorder
 
     def remove(self, name: str) -> None:
         """Forget plugin ``name``'s metrics; nothing happens if there are none."""
         with self._lock:
-            self._plugins = {k: v for k, v in self._plugins.items() if k != name}
+            self._plugins.pop(name, None)
 
     def snapshot(self) -> Mapping[str, MetricsSnapshot]:
         """A read-only mapping of plugin name to its snapshot, sorted by name."""
-        plugins = self._plugins
+        with self._lock:
+            plugins = dict(self._plugins)
         return MappingProxyType({name: plugins[name].snapshot() for name in sorted(plugins)})
 
     def to_prometheus(self) -> str:
