@@ -59,9 +59,11 @@ class PluginHandle:
     """What callers hold to use one plugin; the same object for the manager's life.
 
     ``handle.execute(data)`` calls the plugin's ``execute``. The attribute is
-    replaced as the plugin changes state, so a call costs no more than a
-    call of the plugin's own method: before the first use it loads the
-    plugin, once failed or unloaded it raises :class:`PluginNotActiveError`.
+    replaced as the plugin changes state rather than checked on each call:
+    before the first use it loads the plugin; while active it is the
+    plugin's own bound method (wrapped by the metrics counter unless the
+    manager was made with ``metrics=False``); once failed or unloaded it
+    raises :class:`PluginNotActiveError`.
 
     Attributes:
         name: The plugin's name.
