@@ -11,7 +11,9 @@ about the machine than about the code. What needs a fresh interpreter
 ``--repeat`` fresh processes per contender, each timing itself (see
 ``snippets.py``); per-call overheads are the median of ``timeit`` samples in
 one process (see ``percall.py``). The plugins are ``N`` synthetic installed
-distributions in a temporary directory (see ``synth.py``).
+distributions in a temporary directory (see ``synth.py``). The signing rows
+(section 6) use one signed distribution of about 60 modules instead, once
+whatever ``N`` (see ``signing.py``).
 
 To add a row: add a contender (a probe and a phase from ``snippets.py``, or a
 ``percall.py`` key) to ``CONTENDERS`` and a :class:`Row` to ``ROWS``.
@@ -37,6 +39,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import signing
 import snippets
 import synth
 
@@ -56,12 +59,14 @@ class Probe:
     process), ``"warm"`` (one ``XDG_CACHE_HOME`` per probe, filled by an
     untimed first run), or ``"off"`` (cold, and ``PLUGYARD_NO_CACHE=1``).
     A probe without ``site`` runs with no synthetic distributions, once
-    whatever ``N``.
+    whatever ``N``; a ``signed`` one runs once, on the signed distribution
+    of ``signing.py`` instead.
     """
 
     code: str
     cache: str = "warm"
     site: bool = True
+    signed: bool = False
 
 
 PROBES: dict[str, Probe] = {
@@ -82,6 +87,8 @@ PROBES: dict[str, Probe] = {
     "all-plugyard": Probe(snippets.LOAD_ALL_PLUGYARD),
     "all-stevedore": Probe(snippets.LOAD_ALL_STEVEDORE),
     "all-pluggy": Probe(snippets.LOAD_ALL_PLUGGY),
+    "import-verified": Probe(snippets.VERIFIED_IMPORT, site=False, signed=True),
+    "import-normal": Probe(snippets.NORMAL_IMPORT, site=False, signed=True),
 }
 
 
@@ -92,19 +99,25 @@ class Contender:
     Attributes:
         label: How the table names it.
         how: What exactly is timed, for the legend.
-        probe: The probe (fresh processes), or ``None`` for a per-call figure.
+        probe: The probe (fresh processes), or ``None`` for a figure timed
+            in one process by ``script``.
         phase: The probe's phase (``import``, ``call``, ``total``) or the
-            ``percall.py`` key.
+            script's key.
+        script: What times a figure without a probe: ``percall.py`` (per
+            ``N``) or ``signing.py`` (once).
     """
 
     label: str
     how: str
     probe: str | None
     phase: str
+    script: str = "percall.py"
 
 
-def _c(label: str, how: str, probe: str | None, phase: str) -> Contender:
-    return Contender(label, how, probe, phase)
+def _c(
+    label: str, how: str, probe: str | None, phase: str, script: str = "percall.py"
+) -> Contender:
+    return Contender(label, how, probe, phase, script)
 
 
 _STEVEDORE_LIST = "`stevedore._cache.get_group_all(G)`"
@@ -275,6 +288,52 @@ CONTENDERS: dict[str, Contender] = {
         None,
         "stevedore-call",
     ),
+    # 6. signing, on the signed distribution of signing.py
+    "verify/plugyard": _c(
+        "verify_distribution",
+        "`verify_distribution(dist, keyring)`, `dist` the installed distribution as "
+        "`importlib.metadata` finds it (timeit, one process)",
+        None,
+        "verify",
+        "signing.py",
+    ),
+    "verify/bare": _c(
+        "bare sha256 pass + 1 Ed25519 verify",
+        "for each file of the signed manifest: `os.open`, `hashlib.sha256(os.read(...))` to "
+        "the end, `os.close`; then one `Ed25519PublicKey.verify` of the signature "
+        "(timeit, one process)",
+        None,
+        "bare",
+        "signing.py",
+    ),
+    "verify/bare-open": _c(
+        "bare pass with open()",
+        "as the bare pass, each file read with `open(path, 'rb').read()` (timeit, one process)",
+        None,
+        "bare-open",
+        "signing.py",
+    ),
+    "signed-import/verified": _c(
+        "verified import",
+        "`importer.add(result)`, `importer.install()`, `import sigbench` with a "
+        "`VerifiedImporter` whose compiled-code cache an earlier process filled; "
+        "`result` verified before the clock (fresh process)",
+        "import-verified",
+        "import",
+    ),
+    "signed-import/verified-total": _c(
+        "verify + verified import",
+        "`verify_distribution(dist, keyring)`, then the verified import (fresh process)",
+        "import-verified",
+        "total",
+    ),
+    "signed-import/normal": _c(
+        "normal import",
+        "`import sigbench` by the default import system, `__pycache__` written at install "
+        "(fresh process)",
+        "import-normal",
+        "import",
+    ),
 }
 
 
@@ -393,15 +452,35 @@ ROWS: list[Row] = [
     ),
 ]
 
-# 6. Signing: rows to add with the trust gate, on the same synthetic site
-# (synth.py writes a RECORD of real sha256 hashes for each distribution):
-#   - "6.verify-dist": verifying one installed distribution (its RECORD and
-#     signature) vs a bare sha256 pass over the same files;
-#   - "6.verified-import": first call with verified import vs normal import
-#     (the "first/plugyard" probe with verification on).
-# Add their probes to PROBES (or percall.py), contenders to CONTENDERS and
-# rows here.
-SIGNING_ROWS: list[Row] = []
+# 6. Signing: on one signed distribution of about 60 modules (signing.py),
+# whatever N. The import target is about the import: "6.import" is the
+# verified import alone, "6.import-verify" adds the verification before it.
+SIGNING_ROWS: list[Row] = [
+    Row(
+        "6.verify",
+        "Verify one installed, signed distribution of about 60 modules (one process)",
+        "verify/plugyard",
+        ("verify/bare", "verify/bare-open"),
+        targets={"verify/bare": 1.5},
+        per_n=False,
+    ),
+    Row(
+        "6.import",
+        "Import a signed package of about 60 modules through the VerifiedImporter, "
+        "compiled-code cache warm, verification not timed (fresh process)",
+        "signed-import/verified",
+        ("signed-import/normal",),
+        targets={"signed-import/normal": 1.3},
+        per_n=False,
+    ),
+    Row(
+        "6.import-verify",
+        "Verify, then import, the signed package; caches warm (fresh process)",
+        "signed-import/verified-total",
+        ("signed-import/normal",),
+        per_n=False,
+    ),
+]
 ROWS += SIGNING_ROWS
 
 
@@ -429,6 +508,7 @@ class Bench:
     samples: dict[tuple[str, int | None], list[float]] = field(default_factory=dict)
     loop_ns: float = 0.0  # the empty timeit loop, per iteration
     metrics_switch: str = "not measured"  # how percall.py turned metrics on and off
+    signed: signing.SignedSite | None = None  # the signing rows' distribution, once built
 
     def env(self, cache_home: Path, site: Path | None, *, no_cache: bool = False) -> dict[str, str]:
         """A child's environment: ours without what would change its figures."""
@@ -461,17 +541,23 @@ def _run(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> str:
     return str(found[-1])
 
 
-def _run_probe(bench: Bench, key: str, site: synth.Site | None) -> dict[str, int]:
+Target = synth.Site | signing.SignedSite | None
+
+
+def _run_probe(bench: Bench, key: str, site: Target) -> dict[str, int]:
     probe = PROBES[key]
-    n = site.n if site is not None else 0
+    n = site.n if isinstance(site, synth.Site) else 0
     if probe.cache == "warm":
         cache_home = bench.tmp / "warm" / f"{key}-{n}"
         cache_home.mkdir(parents=True, exist_ok=True)
     else:
         (bench.tmp / "cold").mkdir(exist_ok=True)
         cache_home = Path(tempfile.mkdtemp(dir=bench.tmp / "cold"))
-    names = (site.middle, str(site.n)) if site is not None else ("", "0")
-    argv = [sys.executable, "-c", probe.code, synth.GROUP, synth.PLUGGY_GROUP, *names]
+    if isinstance(site, signing.SignedSite):
+        argv = [sys.executable, "-c", probe.code, *site.argv()]
+    else:
+        names = (site.middle, str(site.n)) if site is not None else ("", "0")
+        argv = [sys.executable, "-c", probe.code, synth.GROUP, synth.PLUGGY_GROUP, *names]
     env = bench.env(
         cache_home, site.path if site is not None else None, no_cache=probe.cache == "off"
     )
@@ -483,7 +569,7 @@ def _run_probe(bench: Bench, key: str, site: synth.Site | None) -> dict[str, int
     return {k: int(v) for k, v in (item.split("=") for item in line.split())}
 
 
-def run_probes(bench: Bench, keys: Iterable[str], site: synth.Site | None) -> None:
+def run_probes(bench: Bench, keys: Iterable[str], site: Target) -> None:
     """Run each probe once untimed, then ``repeat`` rounds in a shuffled order.
 
     The untimed run writes the warm caches and warms the OS's and Python's
@@ -491,16 +577,22 @@ def run_probes(bench: Bench, keys: Iterable[str], site: synth.Site | None) -> No
     over every contender.
     """
     keys = sorted(set(keys))
-    n = site.n if site is not None else None
+    if not keys:
+        return
+    n = site.n if isinstance(site, synth.Site) else None
+    what = "signed" if isinstance(site, signing.SignedSite) else f"N={n or '-'}"
     for key in keys:
         _run_probe(bench, key, site)
     results: dict[str, list[dict[str, int]]] = {key: [] for key in keys}
     for round_ in range(bench.repeat):
-        _progress(f"N={n or '-'}: fresh processes, round {round_ + 1}/{bench.repeat}")
+        _progress(f"{what}: fresh processes, round {round_ + 1}/{bench.repeat}")
         order = list(keys)
         random.Random(round_).shuffle(order)
         for key in order:
-            results[key].append(_run_probe(bench, key, site))
+            sample = _run_probe(bench, key, site)
+            if not sample.get("warm", 1):
+                raise BenchmarkError(f"{key}: a cache meant to be warm was written in a timed run")
+            results[key].append(sample)
     for name, contender in CONTENDERS.items():
         if contender.probe in results:
             phases = results[contender.probe]
@@ -533,6 +625,27 @@ def run_percall(bench: Bench, keys: Iterable[str], site: synth.Site) -> None:
         bench.samples[name, site.n] = [s - loop for s in samples[phase]]
 
 
+def run_signing(bench: Bench, keys: Iterable[str], signed: signing.SignedSite) -> None:
+    """Time the in-process signing contenders (``signing.py``) in one child process."""
+    _progress("signed: verify_distribution vs a bare pass, in one process")
+    argv = [
+        sys.executable,
+        str(HERE / "signing.py"),
+        str(signed.path),
+        str(signed.keyring),
+        "--repeat",
+        str(bench.repeat),
+        "--min-time",
+        str(bench.min_time),
+    ]
+    cache_home = Path(tempfile.mkdtemp(dir=bench.tmp))
+    samples: dict[str, list[float]] = json.loads(
+        _run(argv, bench.env(cache_home, None), bench.cwd())
+    )["samples"]
+    for name in keys:
+        bench.samples[name, None] = samples[CONTENDERS[name].phase]
+
+
 def _progress(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
@@ -543,13 +656,23 @@ def measure(bench: Bench, ns: Sequence[int]) -> None:
     unknown = used - set(CONTENDERS)
     assert not unknown, f"rows name unknown contenders: {sorted(unknown)}"
     probes = {p for p in (CONTENDERS[k].probe for k in used) if p is not None}
-    once = {p for p in probes if not PROBES[p].site}
+    once = {p for p in probes if not PROBES[p].site and not PROBES[p].signed}
+    signed_probes = {p for p in probes if PROBES[p].signed}
+    in_process = [k for k in used if CONTENDERS[k].probe is None]
+    signed_keys = [k for k in in_process if CONTENDERS[k].script == "signing.py"]
+    percall = [k for k in in_process if CONTENDERS[k].script == "percall.py"]
     run_probes(bench, once, None)
+    if signed_probes or signed_keys:
+        started = time.monotonic()
+        bench.signed = signing.make_signed_site(bench.tmp / "signed")
+        run_probes(bench, signed_probes, bench.signed)
+        if signed_keys:
+            run_signing(bench, signed_keys, bench.signed)
+        _progress(f"signed: {time.monotonic() - started:.0f} s")
     for n in ns:
         started = time.monotonic()
         site = synth.make_site(bench.tmp / f"site-{n}", n)
-        run_probes(bench, probes - once, site)
-        percall = [k for k in used if CONTENDERS[k].probe is None]
+        run_probes(bench, probes - once - signed_probes, site)
         if percall:
             run_percall(bench, percall, site)
         _progress(f"N={n}: {time.monotonic() - started:.0f} s")
@@ -765,16 +888,35 @@ def report(
             "- **Warning**: the interpreter is under /tmp, where stevedore turns its cache "
             "off: its warm rows are cold."
         )
-    out += [
-        "",
-        "## 6. Signing",
-        "",
-        "Not measured yet: verifying one installed distribution vs a bare sha256 pass over "
-        "its files, and a verified import vs a normal one (see `SIGNING_ROWS` in "
-        "`benchmarks/run.py`).",
-        "",
-    ]
+    out += ["", "## 6. Signing", "", *_signing_method(bench.signed), ""]
     return "\n".join(out)
+
+
+def _signing_method(signed: signing.SignedSite | None) -> list[str]:
+    if signed is None:
+        return ["Not measured in this run."]
+    return [
+        f"- One distribution, `{signing.DIST}`, whatever N: a package of {len(signed.modules)} "
+        f"modules ({len(signing.SUBPACKAGES)} subpackages of "
+        f"{signing.MODULES_PER_SUBPACKAGE} modules, their `__init__`s and the top-level "
+        f"`__init__`, which imports them all), a `py.typed` and a JSON data file: "
+        f"{signed.files} signed files, {signed.size / 1024:.0f} kB. The modules hold classes, "
+        "functions and constants, 1 to 10 kB each, and import only each other. The wheel is "
+        "written by the wheel spec (see `benchmarks/signing.py`), signed with "
+        "`plugyard.trust.sign_wheel` and a fresh Ed25519 key, and installed with the "
+        "`installer` library, which byte-compiles it as pip does.",
+        "- Row 6.verify: `benchmarks/signing.py`, `timeit` in one process, the contenders "
+        "alternating; the page cache is warm. The target's peer is the bare pass with "
+        "`os.read`, the cheapest way Python reads a file (what `verify_distribution` does "
+        "too); the pass with `open()` is shown for scale.",
+        "- Rows 6.import and 6.import-verify: fresh processes with the site on `PYTHONPATH`. "
+        "Before the clock: `import plugyard.trust`, the keyring read, the distribution found "
+        "with `importlib.metadata`, the `VerifiedImporter` made. Its compiled-code cache is "
+        "the probe's warm `XDG_CACHE_HOME`, filled by the untimed first run; each timed run "
+        "checks that it wrote nothing there, and the normal import that it wrote nothing to "
+        "`__pycache__`. The target row is 6.import, the import alone (the target is about "
+        "the import); 6.import-verify adds the `verify_distribution` call that precedes it.",
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -145,3 +145,73 @@ LOAD_ALL_PLUGGY = _startup(
     _PLUGGY_SPEC + "count = pm.load_setuptools_entrypoints(pluggy_group)\n",
     "assert count == n and len(pm.hook.plugbench_execute(data=1)) == n, count",
 )
+
+
+# -- 6. signing: run as ``python -c SNIPPET SITE DIST PACKAGE KEYRING MODULES`` ------
+# (see signing.py), with SITE on PYTHONPATH. ``warm=0`` says that a cache the
+# row assumes warm was written during the run: only the untimed first run may.
+
+_SIGNED_ARGS = """\
+import sys
+from time import perf_counter_ns
+site, dist_name, package, keyring_dir = sys.argv[1:5]
+count = int(sys.argv[5])
+"""
+
+_ALL_LOADED = """\
+loaded = [m for m in sys.modules if m == package or m.startswith(package + ".")]
+assert len(loaded) == count, f"imported {len(loaded)} modules, expected {count}"
+loaders = {type(sys.modules[m].__spec__.loader).__name__ for m in loaded}
+"""
+
+# Everything but the verification and the import happens before the clock:
+# importing plugyard.trust (row 1 times a framework's import), reading the
+# keyring, finding the distribution, making the importer.
+VERIFIED_IMPORT = (
+    _SIGNED_ARGS
+    + """\
+import os
+from importlib.metadata import distributions
+from plugyard.trust import Keyring, VerifiedImporter, verify_distribution
+keyring = Keyring.from_directory(keyring_dir)
+dist = next(iter(distributions(name=dist_name, path=[site])))
+importer = VerifiedImporter()
+cache = importer.cache_dir
+assert cache is not None, "the compiled-code cache is off"
+cache_mtime = os.stat(cache).st_mtime_ns
+t0 = perf_counter_ns()
+result = verify_distribution(dist, keyring)
+t1 = perf_counter_ns()
+importer.add(result)
+importer.install()
+__import__(package)
+t2 = perf_counter_ns()
+assert result.ok, result.problems
+"""
+    + _ALL_LOADED
+    + """\
+assert loaders == {"_VerifiedLoader"}, loaders
+warm = int(os.stat(cache).st_mtime_ns == cache_mtime)
+print(f"BENCH verify={t1 - t0} import={t2 - t1} total={t2 - t0} warm={warm}")
+"""
+)
+
+# The default import system, __pycache__ written at install (and by the first run).
+NORMAL_IMPORT = (
+    _SIGNED_ARGS
+    + """\
+import os
+caches = [os.path.join(d, "__pycache__") for d, _, _ in os.walk(os.path.join(site, package))]
+caches = {c: os.stat(c).st_mtime_ns for c in caches if os.path.isdir(c)}
+t0 = perf_counter_ns()
+__import__(package)
+t1 = perf_counter_ns()
+"""
+    + _ALL_LOADED
+    + """\
+assert loaders == {"SourceFileLoader"}, loaders
+assert all(sys.modules[m].__cached__.startswith(tuple(caches)) for m in loaded)
+warm = int(all(os.stat(c).st_mtime_ns == t for c, t in caches.items()))
+print(f"BENCH import={t1 - t0} warm={warm}")
+"""
+)

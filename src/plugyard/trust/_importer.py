@@ -41,6 +41,8 @@ from ._manifest import digest_of
 from ._problems import Problem, ProblemKind, SignatureError, VerificationResult
 
 log = logging.getLogger("plugyard.trust")
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+_CACHE_CHUNK = 1024 * 1024
 
 
 def default_cache_dir() -> Path:
@@ -70,6 +72,7 @@ class _CodeCache:
 
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory if directory is not None and self._usable(directory) else None
+        self._prefix = f"{self.directory}{os.sep}" if self.directory is not None else ""
 
     @staticmethod
     def _usable(directory: Path) -> bool:
@@ -100,11 +103,18 @@ class _CodeCache:
     def load(self, path: str, digest: bytes) -> CodeType | None:
         if self.directory is None:
             return None
-        file = self.directory / f"{self.key(path, digest)}.bin"
         try:
-            data = file.read_bytes()
+            # os-level reads: a file object per module costs more than reading it.
+            fd = os.open(f"{self._prefix}{self.key(path, digest)}.bin", _READ_FLAGS)
+            try:
+                chunks = []
+                while chunk := os.read(fd, _CACHE_CHUNK):
+                    chunks.append(chunk)
+            finally:
+                os.close(fd)
         except OSError:
             return None
+        data = b"".join(chunks)
         header = importlib.util.MAGIC_NUMBER + digest
         if not data.startswith(header):
             return None
@@ -301,11 +311,14 @@ class VerifiedImporter(importlib.abc.MetaPathFinder):
         files = manifest.installed_files()
         layout = layout_of(files)
         new: dict[str, _Module] = {}
+        # str(site.joinpath(*path.split("/"))), without a Path per module.
+        base = str(site)
+        prefix = "" if base == "." else base if base.endswith(os.sep) else base + os.sep
         for modname, module in layout.modules.items():
             new[modname] = _Module(
                 modname,
                 name,
-                str(site.joinpath(*module.path.split("/"))),
+                prefix + module.path.replace("/", os.sep),
                 digest_of(files[module.path].digest),
                 module.is_package,
                 module.is_extension,

@@ -18,8 +18,9 @@ import csv
 import io
 import json
 import os
+import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib import metadata as std_metadata
 from pathlib import Path
 from typing import Protocol
@@ -34,6 +35,7 @@ from ._manifest import (
     SIGNATURE_FILE,
     Manifest,
     ManifestFile,
+    hash_bytes,
     open_envelope,
 )
 from ._problems import Problem, ProblemKind, VerificationResult
@@ -50,6 +52,9 @@ class DistributionLike(Protocol):
 #: Files installers add to a dist-info directory, which no signature can cover.
 INSTALLER_FILES = frozenset({"INSTALLER", "REQUESTED", "direct_url.json", "RECORD", SIGNATURE_FILE})
 _MAX_TEXT = 16 * 1024 * 1024
+# A RECORD path that is absolute, has a ``..`` or ``.`` component in the
+# middle, or a backslash: normalized before it is compared.
+_UNUSUAL_RECORD_PATH = re.compile(r"\A/|\\|/\./|(?:\A|/)\.\.(?:/|\Z)")
 
 
 def verify_distribution(
@@ -89,32 +94,42 @@ def verify_distribution(
         dist: DistributionLike | None = next(iter(found), None)
         if dist is None:
             return _failed(given, ProblemKind.NOT_FOUND, "is not installed", dist_or_name)
+
+        def name_given() -> str:
+            return given
+
     else:
         dist = dist_or_name
-        given = canonicalize_name(str(getattr(dist, "name", None) or "unknown"))
+
+        def name_given() -> str:
+            # Only when METADATA names none: ``dist.name`` parses METADATA anew.
+            return canonicalize_name(str(getattr(dist, "name", None) or "unknown"))
+
     # No public API names a distribution's metadata directory; PathDistribution
     # keeps it as ``_path`` in both importlib.metadata and importlib_metadata.
     info = getattr(dist, "_path", None)
     if not isinstance(info, Path) or not info.name.endswith(".dist-info") or not info.is_dir():
         return _failed(
-            given,
+            name_given(),
             ProblemKind.NOT_FOUND,
             "is not installed as a .dist-info directory on disk; eggs, zip imports and "
             "other layouts cannot be verified",
             str(info),
         )
-    return _verify_dist_info(info, given, keyring)
+    return _verify_dist_info(info, name_given, keyring)
 
 
 def _failed(name: str, kind: ProblemKind, message: str, where: str | None) -> VerificationResult:
     return VerificationResult(name, None, (Problem(kind, message, where),), installed=True)
 
 
-def _verify_dist_info(info: Path, given: str, keyring: Keyring) -> VerificationResult:
+def _verify_dist_info(
+    info: Path, name_given: Callable[[], str], keyring: Keyring
+) -> VerificationResult:
     site = info.parent
     raw = read_small(info / "METADATA", _MAX_TEXT)
     meta_name, version = parse_metadata(raw) if raw is not None else (None, None)
-    name = canonicalize_name(meta_name) if meta_name else given
+    name = canonicalize_name(meta_name) if meta_name else name_given()
 
     def result(
         problems: Sequence[Problem], manifest: Manifest | None = None, signers: tuple[str, ...] = ()
@@ -137,7 +152,9 @@ def _verify_dist_info(info: Path, given: str, keyring: Keyring) -> VerificationR
         # A manifest of another distribution: comparing files would only add noise.
         return result(problems, manifest, opened.signers)
     files = manifest.installed_files()
-    problems.extend(_hash_files(site, files))
+    # METADATA was read whole above: hash those bytes, the ones that were parsed.
+    read = {f"{info.name}/METADATA": raw} if raw is not None and len(raw) < _MAX_TEXT else {}
+    problems.extend(_hash_files(site, files, read))
     layout = layout_of(files)
     problems.extend(_check_record(site, info, files))
     problems.extend(_scan_dist_info(site, info, files))
@@ -205,11 +222,15 @@ def _identity(
         )
 
 
-def _hash_files(site: Path, files: dict[str, ManifestFile]) -> Iterator[Problem]:
+def _hash_files(
+    site: Path, files: dict[str, ManifestFile], read: Mapping[str, bytes]
+) -> Iterator[Problem]:
+    """Hash every file of the manifest; ``read`` holds the content of files already read."""
     prefix = f"{site}{os.sep}"
     for rel, entry in files.items():
         try:
-            digest, _ = hash_file(prefix + rel)
+            content = read.get(rel)
+            digest = hash_bytes(content) if content is not None else hash_file(prefix + rel)[0]
         except FileNotFoundError:
             yield Problem(ProblemKind.MISSING_FILE, "is in the signed manifest but missing", rel)
             continue
@@ -242,17 +263,18 @@ def _check_record(site: Path, info: Path, files: dict[str, ManifestFile]) -> Ite
         yield Problem(ProblemKind.RECORD_MISMATCH, "there is no installed RECORD", record_rel)
         return
     try:
-        rows = list(csv.reader(io.StringIO(raw.decode("utf-8"), newline="")))
+        rows = _csv_rows(raw.decode("utf-8"))
     except (UnicodeDecodeError, csv.Error) as exc:
         yield Problem(ProblemKind.RECORD_MISMATCH, f"RECORD is not UTF-8 CSV: {exc}", record_rel)
         return
     site_text = os.path.normpath(site)
     listed: set[str] = set()
+    info_prefix = f"{info.name}/"
     for row in rows:
         if not row or not row[0]:
             continue
         rel = row[0]
-        if rel.startswith("/") or ".." in rel.split("/") or "\\" in rel or "/./" in rel:
+        if _UNUSUAL_RECORD_PATH.search(rel) is not None:
             # Lexical, as the installer wrote it: resolving symlinks would change the answer.
             resolved = os.path.normpath(os.path.join(site_text, rel))  # noqa: PTH118
             rel = os.path.relpath(resolved, site_text).replace(os.sep, "/")
@@ -279,7 +301,7 @@ def _check_record(site: Path, info: Path, files: dict[str, ManifestFile]) -> Ite
                     actual=row[1],
                 )
             continue
-        if rel.startswith(f"{info.name}/") and rel.partition("/")[2] in INSTALLER_FILES:
+        if rel.startswith(info_prefix) and rel[len(info_prefix) :] in INSTALLER_FILES:
             continue
         if _is_bytecode_of_listed(rel, files):
             continue
@@ -288,6 +310,20 @@ def _check_record(site: Path, info: Path, files: dict[str, ManifestFile]) -> Ite
         )
     for rel in sorted(files.keys() - listed):
         yield Problem(ProblemKind.RECORD_MISMATCH, "is not listed in the installed RECORD", rel)
+
+
+def _csv_rows(text: str) -> list[list[str]]:
+    """The rows ``csv.reader`` reads from ``text``, without it when nothing needs it.
+
+    With no quote, NUL or carriage return, and no field that could pass the
+    field size limit, a CSV row is its line split at commas.
+
+    Raises:
+        csv.Error: the text is not CSV.
+    """
+    if '"' in text or "\0" in text or "\r" in text or len(text) > csv.field_size_limit():
+        return list(csv.reader(io.StringIO(text, newline="")))
+    return [line.split(",") for line in text.split("\n")]
 
 
 def _importable_elsewhere(resolved: str) -> bool:
@@ -307,12 +343,41 @@ def _scan_dist_info(site: Path, info: Path, files: dict[str, ManifestFile]) -> I
         )
 
 
-def _walk(site: Path, top: str) -> Iterator[str]:
-    """Site-relative paths of the files below ``site/top`` (symlinks not followed)."""
-    for dirpath, _dirs, names in os.walk(site / top):
-        rel_dir = os.path.relpath(dirpath, site).replace(os.sep, "/")
-        for name in names:
-            yield f"{rel_dir}/{name}"
+def _walk(site: Path, top: str) -> list[str]:
+    """Site-relative paths of the files below ``site/top`` (symlinks not followed).
+
+    What ``os.walk`` finds, in its order: a symlink to a directory is neither
+    a file nor walked into; an unreadable directory is skipped. ``top`` is a
+    normalized ``/``-separated relative path. One ``scandir`` per directory
+    and no other system call (``os.walk`` adds an ``lstat`` per directory).
+    """
+    base = f"{site}{os.sep}"
+    found: list[str] = []
+    pending = [top]
+    while pending:
+        rel_dir = pending.pop()
+        try:
+            with os.scandir(base + rel_dir) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        subdirs = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if not is_dir:
+                found.append(f"{rel_dir}/{entry.name}")
+                continue
+            try:
+                is_link = entry.is_symlink()
+            except OSError:
+                is_link = False
+            if not is_link:
+                subdirs.append(f"{rel_dir}/{entry.name}")
+        pending.extend(reversed(subdirs))  # depth first, in directory order, as os.walk
+    return found
 
 
 def _scan_packages(site: Path, files: dict[str, ManifestFile], layout: Layout) -> Iterator[Problem]:
@@ -358,9 +423,10 @@ def _module_files(site: Path, base: str, stem: str) -> Iterator[str]:
     prefix = f"{base}/" if base else ""
     names = [f"{stem}{suffix}" for suffix in IMPORTABLE_SUFFIXES if suffix != ".pth"]
     names.extend(f"{stem}/__init__{suffix}" for suffix in IMPORTABLE_SUFFIXES)
+    site_prefix = f"{site}{os.sep}"
     for name in names:
         rel = f"{prefix}{name}"
-        if (site / rel).is_file():
+        if os.path.isfile(site_prefix + rel):  # noqa: PTH113 - a Path per candidate costs more
             yield rel
 
 

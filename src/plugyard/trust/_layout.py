@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.machinery
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import attrs
 
@@ -15,9 +17,8 @@ IMPORTABLE_SUFFIXES = tuple(
 )
 
 
-@attrs.frozen
-class ModuleFile:
-    """One importable module of a distribution.
+class ModuleFile(NamedTuple):
+    """One importable module of a distribution (a tuple: one is made per module, often).
 
     Attributes:
         name: The module's dotted name.
@@ -65,7 +66,7 @@ def _parent(name: str) -> str:
 
 def module_for(path: str) -> ModuleFile | None:
     """The module a site-relative file path is, if the import system can import it."""
-    *dirs, filename = path.split("/")
+    directory, slash, filename = path.rpartition("/")
     if filename.endswith(".py"):
         stem, is_extension = filename[:-3], False
     else:
@@ -75,13 +76,25 @@ def module_for(path: str) -> ModuleFile | None:
         if suffix is None:
             return None
         stem, is_extension = filename[: -len(suffix)], True
-    if not stem.isidentifier() or not all(d.isidentifier() for d in dirs):
+    if not stem.isidentifier():
+        return None
+    if not slash:
+        if stem == "__init__":
+            return None
+        return ModuleFile(stem, path, False, is_extension)
+    package = _dotted(directory)
+    if package is None:
         return None
     if stem == "__init__":
-        if not dirs:
-            return None
-        return ModuleFile(".".join(dirs), path, True, is_extension)
-    return ModuleFile(".".join([*dirs, stem]), path, False, is_extension)
+        return ModuleFile(package, path, True, is_extension)
+    return ModuleFile(f"{package}.{stem}", path, False, is_extension)
+
+
+@functools.lru_cache(maxsize=1024)
+def _dotted(directory: str) -> str | None:
+    """``a/b`` as ``a.b``, or ``None`` if a component is not an identifier."""
+    parts = directory.split("/")
+    return ".".join(parts) if all(part.isidentifier() for part in parts) else None
 
 
 def layout_of(paths: Iterable[str]) -> Layout:

@@ -35,6 +35,15 @@ MAX_ENVELOPE_SIZE = 4 * 1024 * 1024
 MAX_SIGNATURES = 16
 
 _HASH = re.compile(r"^sha256=[A-Za-z0-9_-]{43}$")
+_BAD_PARTS = frozenset({"", ".", ".."})
+# Paths path_problem() certainly accepts, checked in one call: components of
+# ASCII letters, digits and ``_.+-`` not starting with a dot, no __pycache__,
+# no bytecode suffix. Any other path is left to path_problem().
+_PLAIN_PATH = re.compile(
+    r"(?!(?:.*/)?__pycache__(?:/|\Z))(?!.*\.py[co]\Z)[\w+-][\w.+-]*(?:/[\w+-][\w.+-]*)*",
+    re.ASCII,
+)
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _ED25519_SIGNATURE_SIZE = 64
 
 
@@ -44,7 +53,9 @@ class ManifestError(ValueError):
 
 def record_hash(digest: bytes) -> str:
     """A SHA-256 digest as ``RECORD`` writes it: ``sha256=`` + urlsafe base64, no padding."""
-    return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    # base64.urlsafe_b64encode without its two Python-level calls: this runs once per file.
+    encoded = binascii.b2a_base64(digest, newline=False).translate(_URLSAFE)
+    return "sha256=" + encoded.rstrip(b"=").decode("ascii")
 
 
 def hash_bytes(data: bytes) -> str:
@@ -66,7 +77,7 @@ def path_problem(path: str) -> str | None:
     if not path or path.startswith("/") or "\\" in path or "\0" in path:
         return "absolute or not a '/'-separated relative path"
     parts = path.split("/")
-    if any(p in {"", ".", ".."} for p in parts):
+    if not _BAD_PARTS.isdisjoint(parts):
         return "has an empty, '.' or '..' component"
     if ":" in parts[0]:
         return "starts with a drive letter or a URL scheme"
@@ -130,6 +141,9 @@ class Manifest:
 
     def installed_files(self) -> dict[str, ManifestFile]:
         """The files keyed by where they land, relative to the site directory."""
+        data_dir = f"{self.data_dir}/"
+        if not any(f.path.startswith(data_dir) for f in self.files):
+            return {f.path: f for f in self.files}
         return {self.installed_path(f.path): f for f in self.files}
 
     def to_payload(self) -> bytes:
@@ -170,7 +184,8 @@ class Manifest:
             raise ManifestError(f"dist_info {dist_info!r} is not a dist-info directory name")
         if not isinstance(files, list):
             raise ManifestError("files is not a list")
-        entries = tuple(_parse_entry(entry, dist_info) for entry in files)
+        unsigned = frozenset({f"{dist_info}/RECORD", f"{dist_info}/{SIGNATURE_FILE}"})
+        entries = tuple([_parse_entry(entry, unsigned) for entry in files])
         manifest = cls(name, version, dist_info, entries)
         if f"{dist_info}/METADATA" not in {f.path for f in entries}:
             raise ManifestError(f"the manifest does not list {dist_info}/METADATA")
@@ -179,13 +194,15 @@ class Manifest:
         return manifest
 
 
-def _parse_entry(entry: object, dist_info: str) -> ManifestFile:
+def _parse_entry(entry: object, unsigned: frozenset[str]) -> ManifestFile:
     if not isinstance(entry, list) or len(entry) != 3:
         raise ManifestError(f"file entry {entry!r} is not [path, hash, size]")
     path, digest, size = entry
-    if not isinstance(path, str) or path_problem(path) is not None:
+    if not isinstance(path, str) or (
+        _PLAIN_PATH.fullmatch(path) is None and path_problem(path) is not None
+    ):
         raise ManifestError(f"file path {path!r} is not a safe relative path")
-    if path in {f"{dist_info}/RECORD", f"{dist_info}/{SIGNATURE_FILE}"}:
+    if path in unsigned:
         raise ManifestError(f"{path} cannot be in the manifest")
     if not isinstance(digest, str) or not _HASH.match(digest):
         raise ManifestError(f"hash {digest!r} of {path} is not sha256=<urlsafe base64>")

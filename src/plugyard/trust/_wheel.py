@@ -8,6 +8,7 @@ import email.policy
 import hashlib
 import io
 import os
+import re
 import stat
 import tempfile
 import zipfile
@@ -206,12 +207,45 @@ def _check_metadata(zf: zipfile.ZipFile, scan: _Scan) -> None:
 def parse_metadata(raw: bytes) -> tuple[str | None, str | None]:
     """The ``Name`` and ``Version`` of a ``METADATA`` file, where present."""
     text = raw.decode("utf-8", errors="replace")
-    headers = email.parser.HeaderParser(policy=email.policy.compat32).parsestr(text)
-    name, version = headers.get("Name"), headers.get("Version")
+    # The headers end at the first empty line at the latest; after it comes the
+    # description, which the parser would split into lines only to keep them.
+    # Each of these pairs holds an empty line, so cutting after it keeps every header.
+    ends = [i for i in (text.find("\n\n"), text.find("\r\r"), text.find("\n\r")) if i >= 0]
+    if ends:
+        text = text[: min(ends) + 2]
+    simple = _simple_headers(text)
+    if simple is not None:
+        name, version = simple.get("name"), simple.get("version")
+    else:
+        headers = email.parser.HeaderParser(policy=email.policy.compat32).parsestr(text)
+        name, version = headers.get("Name"), headers.get("Version")
     return (
         str(name).strip() if name is not None else None,
         str(version).strip() if version is not None else None,
     )
+
+
+_SIMPLE_HEADER = re.compile(r"([\041-\071\073-\176]+):[ \t]*(.*)")
+
+
+def _simple_headers(text: str) -> dict[str, str] | None:
+    """The headers as ``HeaderParser`` (compat32) reads them, if every one is on one line.
+
+    Keys are lowercased; the first of a repeated header counts, as with
+    ``Message.get``. ``None`` when anything is unusual (a continuation line, a
+    line that is not a header, a carriage return): the email parser decides those.
+    """
+    if "\r" in text:
+        return None
+    headers: dict[str, str] = {}
+    for line in text.split("\n"):
+        if not line:
+            break
+        match = _SIMPLE_HEADER.fullmatch(line)
+        if match is None:
+            return None
+        headers.setdefault(match[1].lower(), match[2])
+    return headers
 
 
 def same_version(a: str, b: str) -> bool:
