@@ -39,7 +39,7 @@ from ._manifest import (
     open_envelope,
 )
 from ._problems import Problem, ProblemKind, VerificationResult
-from ._wheel import parse_metadata, same_version
+from ._wheel import identity_problems, parse_metadata
 
 
 class DistributionLike(Protocol):
@@ -147,7 +147,11 @@ def _verify_dist_info(
     manifest = opened.manifest
     if manifest is None:
         return result(opened.problems)
-    problems = list(_identity(manifest, info, name if meta_name else None, version))
+    problems = list(
+        identity_problems(
+            manifest, info.name, name if meta_name else None, version, whose="the installed"
+        )
+    )
     if problems:
         # A manifest of another distribution: comparing files would only add noise.
         return result(problems, manifest, opened.signers)
@@ -190,36 +194,6 @@ def _editable(info: Path) -> Problem | None:
             f"{info.name}/direct_url.json",
         )
     return None
-
-
-def _identity(
-    manifest: Manifest, info: Path, name: str | None, version: str | None
-) -> Iterator[Problem]:
-    where = f"{info.name}/{SIGNATURE_FILE}"
-    if manifest.dist_info != info.name:
-        yield Problem(
-            ProblemKind.NAME_MISMATCH,
-            f"the signature is for {manifest.dist_info}, not {info.name}",
-            where,
-            expected=manifest.dist_info,
-            actual=info.name,
-        )
-    if name is not None and manifest.name != name:
-        yield Problem(
-            ProblemKind.NAME_MISMATCH,
-            f"the signature is for {manifest.name!r}, not the installed {name!r}",
-            where,
-            expected=manifest.name,
-            actual=name,
-        )
-    if version is not None and not same_version(manifest.version, version):
-        yield Problem(
-            ProblemKind.VERSION_MISMATCH,
-            f"the signature is for version {manifest.version}, not the installed {version}",
-            where,
-            expected=manifest.version,
-            actual=version,
-        )
 
 
 def _hash_files(

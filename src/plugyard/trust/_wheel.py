@@ -454,7 +454,11 @@ def verify_wheel(path: StrPath, keyring: Keyring) -> VerificationResult:
     problems.extend(opened.problems)
     manifest = opened.manifest
     if manifest is not None:
-        identity = list(_identity_problems(manifest, scan))
+        identity = list(
+            identity_problems(
+                manifest, scan.dist_info, scan.name, scan.version, whose="this wheel's"
+            )
+        )
         problems.extend(identity)
         if not identity:
             problems.extend(compare_files(manifest.files, scan.members))
@@ -468,31 +472,37 @@ def verify_wheel(path: StrPath, keyring: Keyring) -> VerificationResult:
     )
 
 
-def _identity_problems(manifest: Manifest, scan: _Scan) -> Iterator[Problem]:
-    where = f"{scan.dist_info}/{SIGNATURE_FILE}"
-    if manifest.dist_info != scan.dist_info:
+def identity_problems(
+    manifest: Manifest, dist_info: str, name: str | None, version: str | None, *, whose: str
+) -> Iterator[Problem]:
+    """Where the signed manifest names another dist-info directory, name or version.
+
+    ``whose`` completes the messages: ``"this wheel's"`` or ``"the installed"``.
+    """
+    where = f"{dist_info}/{SIGNATURE_FILE}"
+    if manifest.dist_info != dist_info:
         yield Problem(
             ProblemKind.NAME_MISMATCH,
-            f"the signature is for {manifest.dist_info}, not this wheel's {scan.dist_info}",
+            f"the signature is for {manifest.dist_info}, not {whose} {dist_info}",
             where,
             expected=manifest.dist_info,
-            actual=scan.dist_info,
+            actual=dist_info,
         )
-    if scan.name is not None and manifest.name != scan.name:
+    if name is not None and manifest.name != name:
         yield Problem(
             ProblemKind.NAME_MISMATCH,
-            f"the signature is for {manifest.name!r}, not {scan.name!r}",
+            f"the signature is for {manifest.name!r}, not {whose} {name!r}",
             where,
             expected=manifest.name,
-            actual=scan.name,
+            actual=name,
         )
-    if scan.version is not None and not same_version(manifest.version, scan.version):
+    if version is not None and not same_version(manifest.version, version):
         yield Problem(
             ProblemKind.VERSION_MISMATCH,
-            f"the signature is for version {manifest.version}, not {scan.version}",
+            f"the signature is for version {manifest.version}, not {whose} {version}",
             where,
             expected=manifest.version,
-            actual=scan.version,
+            actual=version,
         )
 
 
