@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 
 import pytest
 
@@ -38,3 +40,15 @@ def test_public_classes_print_as_plugyard() -> None:
         value = getattr(plugyard, name)
         if isinstance(value, type):
             assert value.__module__ == "plugyard", name
+
+
+def test_import_leaves_out_what_only_some_features_need() -> None:
+    """asyncio, msgpack, cryptography and packaging's parsers load only when used."""
+    code = (
+        "import sys, plugyard\n"
+        "heavy = ['asyncio', 'msgpack', 'cryptography', 'tempfile',"
+        " 'packaging.specifiers', 'packaging.requirements', 'stevedore']\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
