@@ -8,12 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 from ._discovery import entry_points
-from .cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from .cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _err
 from .exceptions import InvalidKeyError, InvalidWheelError
 from .trust import (
     Keyring,
@@ -26,10 +25,6 @@ from .trust import (
     verify_distribution,
     verify_wheel,
 )
-
-
-def _err(message: str) -> None:
-    print(f"plugyard: {message}", file=sys.stderr)
 
 
 def _passphrase(args: argparse.Namespace) -> str | None:

@@ -335,10 +335,11 @@ class PluginManager:
         """
         with self._locked():
             record = self._record(name)
-            if name in self._disabled_names():
+            disabled = self._disabled_names()
+            if name in disabled:
                 raise _disabled_error(name, record.state)
             if record.state is not PluginState.ACTIVE:
-                self._start([name])
+                self._start([name], disabled)
             if record.state is PluginState.FAILED and record.error is not None:
                 raise record.error
             return record.handle
@@ -361,7 +362,8 @@ class PluginManager:
                     name
                     for name, record in self._records.items()
                     if record.state is not PluginState.ACTIVE and name not in disabled
-                ]
+                ],
+                disabled,
             )
             return self.states()
 
@@ -577,8 +579,7 @@ class PluginManager:
         plugin by a name not otherwise known).
         """
         with self._locked():
-            if self._sync_registry():
-                self._handles = {name: r.handle for name, r in self._records.items()}
+            self._sync_registry()
             disabled = self._disabled_names()
             # Installed plugins without a record yet are listed from the index
             # alone: listing a thousand plugins must not build a thousand records.
@@ -641,7 +642,7 @@ class PluginManager:
             self._providers = []
             self._by_name = None
             self._sync()
-            self._handles = {name: r.handle for name, r in self._records.items()}
+            self._publish_handles()  # records a rescan dropped are gone from it too
             return sorted({c.name for c in self.candidates()} - before)
 
     def info(self, name: str) -> PluginInfo:
@@ -673,9 +674,13 @@ class PluginManager:
 
     def _sync(self) -> None:
         """Give every installed and every registered plugin a record."""
-        new = [self._add_entry_point(n) for n in self._index() if n not in self._records]
-        if self._sync_registry() or new:
-            self._handles = {name: r.handle for name, r in self._records.items()}
+        if [self._add_entry_point(n) for n in self._index() if n not in self._records]:
+            self._publish_handles()
+        self._sync_registry()
+
+    def _publish_handles(self) -> None:
+        """Replace the handle mapping ``execute`` reads without a lock."""
+        self._handles = {name: r.handle for name, r in self._records.items()}
 
     def _find(self, name: str) -> _Record | None:
         """The record of ``name``, made now if it is an installed or registered plugin.
@@ -688,16 +693,16 @@ class PluginManager:
             if name in self._index():
                 record = self._add_entry_point(name)
                 self._handles = {**self._handles, name: record.handle}
-            elif self._sync_registry():
-                self._handles = {n: r.handle for n, r in self._records.items()}
+            else:
+                self._sync_registry()
             record = self._records.get(name)
             if record is None and self._providers:
                 self._import_providers()
                 record = self._records.get(name)
         return record
 
-    def _sync_registry(self) -> bool:
-        """Bring the records in line with the registry; return whether any was added."""
+    def _sync_registry(self) -> None:
+        """Bring the records in line with the registry, publishing new handles."""
         added = False
         registry = self.registry
         for info in registry:
@@ -724,7 +729,8 @@ class PluginManager:
                     self._fail(record, error)
                     continue
             self._set_call(record)
-        return added
+        if added:
+            self._publish_handles()
 
     def _entry_point_error(self, name: str, eps: list[EntryPoint]) -> PluginError | None:
         """Why the entry points of ``name`` cannot become a plugin, found without importing."""
@@ -777,8 +783,8 @@ class PluginManager:
                 self._records.setdefault(ep.name, record)
                 self._fail(self._records[ep.name], error)
                 log.warning("%s", error)
-        if self._sync_registry():
-            self._handles = {name: r.handle for name, r in self._records.items()}
+        self._sync_registry()
+        self._publish_handles()  # failed providers are listed too
 
     def _provider_of(self, info: PluginInfo) -> EntryPoint | None:
         """The module entry point whose module (or a submodule) registered ``info``."""
@@ -910,14 +916,12 @@ class PluginManager:
                 stack.extend(dep.name for dep in record.info.depends_on)
         return seen
 
-    def _start(self, names: Iterable[str]) -> None:
-        if self._sync_registry():
-            self._handles = {name: r.handle for name, r in self._records.items()}
+    def _start(self, names: Iterable[str], disabled: frozenset[str]) -> None:
+        self._sync_registry()
         records = self._records
         # A record without a target never starts: its import failed, or it
         # conflicts; it stays failed and fails its dependents. A disabled
         # plugin keeps its state and fails the plugins that require it.
-        disabled = self._disabled_names()
         closure = self._closure(names)
         todo = {n for n in closure if records[n].target is not None and n not in disabled}
         failed: dict[str, BaseException] = {
