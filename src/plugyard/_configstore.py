@@ -1,19 +1,11 @@
-"""Plugin configuration: msgpack files on disk, written atomically, and typed configs.
+"""Plugin configuration files: one msgpack file per plugin, written atomically.
 
 (Not named ``_config``: attrs resolves its own ``_config`` module in the globals of
 a class's ``__module__``, which for plugyard's public classes is the package.)
 
 A :class:`ConfigStore` keeps one file per plugin, ``<directory>/<group>/<name>.msgpack``,
-holding a map with string keys. Values are what msgpack carries without
-extension types: ``None``, ``bool``, ``int`` (-2**63 to 2**64 - 1), ``float``,
-``str``, ``bytes``, lists and maps with ``str`` keys. ``bytes`` stay ``bytes``
-(msgpack's bin type), so binary values round-trip exactly. Two things are
-normalised on save and so do not come back as they went in: tuples are
-stored as lists (msgpack has one array type), and ``bytearray``, subclasses of
-``int``, ``float`` and ``str`` (enums, for instance) and non-dict mappings are
-stored as the plain type. Keys that are not ``str`` are refused rather than
-stringified: ``{1: "a"}`` and ``{"1": "a"}`` are different configs, and a file
-with non-string keys could not be loaded back.
+holding a config as :func:`~plugyard._configtypes.encode` writes it: a map with
+string keys whose values msgpack carries without extension types.
 
 Saving is atomic: the new content goes to a temporary file in the same
 directory, which is flushed and fsynced, renamed over the old file with
@@ -30,131 +22,27 @@ Which plugins are disabled is kept per group in ``<directory>/<group>/_disabled.
 a map ``{"disabled": [sorted names]}``; a plugin name cannot start with ``_``,
 so the file cannot clash with a plugin's config.
 
-:func:`validate` turns a loaded mapping into an instance of a plugin's attrs
-config class, checking every field's type; :func:`unstructure` turns the
-instance back into a mapping that :meth:`ConfigStore.save` accepts.
+The values a config holds, their encoding and typed configs live in
+``_configtypes``; :func:`validate` and :func:`unstructure` are re-exported here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import enum
 import os
-import re
 import threading
-import types
-import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import attrs
-
+from ._configtypes import decode, describe, encode, unstructure, validate
 from ._model import check_name
 from .exceptions import ConfigError
 
 __all__ = ["ConfigError", "ConfigStore", "unstructure", "validate"]
 
-T = TypeVar("T")
-
 _SUFFIX = ".msgpack"
 _DISABLED = "_disabled"
-_INT_MIN = -(2**63)
-_INT_MAX = 2**64 - 1
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _join(where: str, key: str) -> str:
-    if _IDENTIFIER.match(key):
-        return f"{where}.{key}" if where else key
-    return f"{where}[{key!r}]"
-
-
-def _describe(value: object) -> str:
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{type(value).__name__} {text}"
-
-
-def _plain(value: object, where: str) -> Any:
-    """``value`` as the plain types msgpack stores; ConfigError naming ``where`` if impossible."""
-    if value is None or type(value) in (bool, str, bytes, float):
-        return value
-    if isinstance(value, int):
-        if not _INT_MIN <= value <= _INT_MAX:
-            raise ConfigError(
-                f"the integer {value} is outside what msgpack stores (-2**63 to 2**64 - 1)",
-                field=where or None,
-            )
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return str.__str__(value)
-    if isinstance(value, bytearray | bytes):
-        return bytes(value)
-    if isinstance(value, Mapping):
-        plain: dict[str, Any] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ConfigError(
-                    f"keys must be strings, not {_describe(key)}", field=where or None
-                )
-            plain[str.__str__(key)] = _plain(item, _join(where, key))
-        return plain
-    if isinstance(value, list | tuple):
-        return [_plain(item, f"{where}[{index}]") for index, item in enumerate(value)]
-    raise ConfigError(
-        f"cannot store {_describe(value)}: a config holds None, bool, int, float, str, "
-        "bytes, lists and maps with str keys",
-        field=where or None,
-    )
-
-
-def _check_loaded(value: object, where: str) -> None:
-    """Refuse what msgpack decoded but plugyard never writes (extension types, bytes keys)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ConfigError(f"has a key that is not a string: {key!r}", field=where or None)
-            _check_loaded(item, _join(where, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_loaded(item, f"{where}[{index}]")
-    elif not (value is None or isinstance(value, bool | int | float | str | bytes)):
-        raise ConfigError(
-            f"holds {_describe(value)}, which plugyard does not store", field=where or None
-        )
-
-
-def _encode(config: Mapping[str, Any]) -> bytes:
-    if not isinstance(config, Mapping):
-        raise ConfigError(f"a config is a mapping with str keys, not {_describe(config)}")
-    try:
-        plain = _plain(config, "")
-    except RecursionError:
-        raise ConfigError("is nested too deeply, or contains itself") from None
-    try:
-        import msgpack  # here, not at the top: only config I/O needs it
-
-        return typing.cast("bytes", msgpack.packb(plain, use_bin_type=True))
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ConfigError(f"cannot be encoded as msgpack: {exc}") from exc
-
-
-def _decode(data: bytes) -> dict[str, Any]:
-    """Decode a config file's bytes; ConfigError (without a path) if they are not one."""
-    try:
-        import msgpack
-
-        value = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
-    except Exception as exc:
-        raise ConfigError(f"is not valid msgpack ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(value, dict):
-        raise ConfigError(f"holds {_describe(value)} where a map was expected")
-    _check_loaded(value, "")
-    return value
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -229,7 +117,7 @@ class ConfigStore:
         """
         path = self.path(group, name)
         try:
-            data = _encode(config)
+            data = encode(config)
         except ConfigError as exc:
             error = ConfigError(exc.reason, path=path, plugin=name, group=group, field=exc.field)
             raise error from exc.__cause__
@@ -276,7 +164,7 @@ class ConfigStore:
         bad = [n for n in names if not isinstance(n, str)]
         if bad:
             raise ConfigError(
-                f"lists {_describe(bad[0])} where a plugin name was expected",
+                f"lists {describe(bad[0])} where a plugin name was expected",
                 path=path,
                 group=group,
             )
@@ -308,7 +196,7 @@ class ConfigStore:
             if wanted == current:
                 return
             path = self.directory / group / f"{_DISABLED}{_SUFFIX}"
-            data = _encode({"disabled": sorted(wanted)})
+            data = encode({"disabled": sorted(wanted)})
             self._write(path, data, plugin=None, group=group)
 
     def _read(self, path: Path, *, plugin: str | None, group: str) -> dict[str, Any]:
@@ -324,7 +212,7 @@ class ConfigStore:
                 group=group,
             ) from exc
         try:
-            return _decode(data)
+            return decode(data)
         except ConfigError as exc:
             error = ConfigError(
                 f"{exc.reason}. It was left as it is: repair or remove it, or save a new "
@@ -379,222 +267,3 @@ class ConfigStore:
             if pid.isdigit() and int(pid) != own and not _process_exists(int(pid)):
                 with contextlib.suppress(FileNotFoundError):
                     Path(entry.path).unlink()
-
-
-# -- typed configs ------------------------------------------------------------
-
-
-def validate(config_type: type[T], config: Mapping[str, Any], *, plugin: str | None = None) -> T:
-    """Build an instance of the attrs class ``config_type`` from a config mapping.
-
-    Keys are the fields' ``__init__`` names (``alias``); fields with
-    ``init=False`` are not configurable. Each value is checked against the
-    field's annotation: ``str``, ``bytes`` (a ``bytearray`` is converted),
-    ``bool``, ``int`` (not ``bool``), ``float`` (an ``int`` is converted),
-    ``None``, ``Any``, ``Literal[...]``, enums (built from their value), nested attrs classes
-    (from a mapping), ``list[X]``, ``Sequence[X]``, ``tuple[X, ...]`` and
-    fixed tuples (from a list or tuple), ``dict[str, X]`` and ``Mapping[str, X]``,
-    and unions such as ``X | None`` (the first member that fits wins). Any
-    other class is checked with ``isinstance``.
-
-    Args:
-        config_type: An attrs class.
-        config: The mapping, as :meth:`ConfigStore.load` returns it.
-        plugin: The plugin the config is for, to name it in errors.
-
-    Raises:
-        ConfigError: a key is not a field, a required field is missing, a
-            value has the wrong type, or the class' own validators refuse a
-            value; ``field`` names the offending field (``"retry.limit"`` in
-            a nested class, ``"hosts[2]"`` in a list).
-        TypeError: ``config_type`` is not an attrs class, its annotations
-            cannot be resolved, or a field has an annotation this function
-            cannot check.
-    """
-    try:
-        return _structure(config_type, config, "")
-    except ConfigError as exc:
-        if plugin is None:
-            raise
-        error = ConfigError(exc.reason, plugin=plugin, field=exc.field)
-        raise error from exc.__cause__
-
-
-def _hints(config_type: type[Any]) -> dict[str, Any]:
-    if not attrs.has(config_type):
-        raise TypeError(f"a config type is an attrs class, not {config_type!r}")
-    try:
-        return typing.get_type_hints(config_type)
-    except Exception as exc:
-        raise TypeError(
-            f"cannot resolve the annotations of {config_type.__qualname__}: {exc}. "
-            "Define the config class, and the types it names, at module level."
-        ) from exc
-
-
-def _attrs_class(cls: type[Any]) -> type[attrs.AttrsInstance]:
-    # attrs.has() was checked; this only tells the type checker.
-    return typing.cast("type[attrs.AttrsInstance]", cls)
-
-
-def _structure(config_type: type[T], config: object, where: str) -> T:
-    hints = _hints(config_type)
-    if not isinstance(config, Mapping):
-        raise ConfigError(
-            f"expected a mapping for {config_type.__qualname__}, got {_describe(config)}",
-            field=where or None,
-        )
-    fields = {f.alias: f for f in attrs.fields(_attrs_class(config_type)) if f.init}
-    unknown = sorted(str(key) for key in config if key not in fields)
-    if unknown:
-        raise ConfigError(
-            f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-            f"{config_type.__qualname__} has {', '.join(map(repr, fields)) or 'no fields'}",
-            field=_join(where, unknown[0]),
-        )
-    kwargs: dict[str, Any] = {}
-    for key, field in fields.items():
-        if key not in config:
-            if field.default is attrs.NOTHING:
-                raise ConfigError("is required but missing", field=_join(where, key))
-            continue
-        hint = hints.get(field.name, Any)
-        kwargs[key] = _convert(hint, config[key], _join(where, key))
-    try:
-        return config_type(**kwargs)
-    except (TypeError, ValueError) as exc:
-        # attrs' validators put the attrs.Attribute in the exception's args or
-        # quote the field's name in the message: either names the field.
-        aliases = {f.name: f.alias for f in fields.values()}
-        names = [aliases.get(a.name, a.name) for a in exc.args if isinstance(a, attrs.Attribute)]
-        if not names:
-            names = [alias for name, alias in aliases.items() if f"'{name}'" in str(exc)]
-        field_name = _join(where, names[0]) if len(names) == 1 else (where or None)
-        raise ConfigError(
-            f"refused by {config_type.__qualname__}: {exc}", field=field_name
-        ) from exc
-
-
-def _type_name(hint: object) -> str:
-    if isinstance(hint, type):
-        return hint.__qualname__
-    return repr(hint).replace("typing.", "")
-
-
-def _convert(hint: Any, value: object, where: str) -> Any:
-    if hint is Any or hint is object:
-        return _plain(value, where)
-    if hint is None or hint is type(None):
-        if value is None:
-            return None
-        raise ConfigError(f"expected None, got {_describe(value)}", field=where)
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin is typing.Literal:
-        if any(type(value) is type(allowed) and value == allowed for allowed in args):
-            return value
-        allowed = ", ".join(map(repr, args))
-        raise ConfigError(f"expected one of {allowed}, got {_describe(value)}", field=where)
-    if origin is typing.Union or origin is types.UnionType:
-        if value is None and type(None) in args:
-            return None
-        for member in args:
-            if member is type(None):
-                continue
-            with contextlib.suppress(ConfigError):
-                return _convert(member, value, where)
-        raise ConfigError(f"expected {_type_name(hint)}, got {_describe(value)}", field=where)
-    if origin in (list, Sequence):
-        (item,) = args or (Any,)
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"expected a list, got {_describe(value)}", field=where)
-        return [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"expected a list, got {_describe(value)}", field=where)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        if args and len(args) != len(value):
-            raise ConfigError(f"expected {len(args)} items, got {len(value)}", field=where)
-        items = args or (Any,) * len(value)
-        return tuple(
-            _convert(t, v, f"{where}[{i}]")
-            for i, (t, v) in enumerate(zip(items, value, strict=True))
-        )
-    if origin in (dict, Mapping):
-        key_type, item_type = args or (str, Any)
-        if key_type is not str:
-            raise TypeError(f"field {where!r}: config maps have str keys, not {key_type!r}")
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"expected a map, got {_describe(value)}", field=where)
-        result: dict[str, Any] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ConfigError(f"keys must be strings, not {_describe(key)}", field=where)
-            result[key] = _convert(item_type, item, _join(where, key))
-        return result
-    if origin is not None or not isinstance(hint, type):
-        raise TypeError(f"field {where!r}: validate() cannot check values of type {hint!r}")
-    return _convert_class(hint, value, where)
-
-
-def _convert_class(hint: type[Any], value: object, where: str) -> Any:
-    if hint is bool:
-        ok = isinstance(value, bool)
-    elif hint is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif hint is float:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        ok = isinstance(value, float)
-    elif hint is bytes:
-        if isinstance(value, bytearray):
-            return bytes(value)
-        ok = isinstance(value, bytes)
-    elif issubclass(hint, enum.Enum):
-        try:
-            return hint(value)
-        except ValueError:
-            allowed = ", ".join(repr(member.value) for member in hint)
-            raise ConfigError(
-                f"expected one of {allowed} ({hint.__qualname__}), got {_describe(value)}",
-                field=where,
-            ) from None
-    elif attrs.has(hint):
-        return _structure(hint, value, where)
-    else:
-        ok = isinstance(value, hint)
-    if not ok:
-        raise ConfigError(f"expected {hint.__qualname__}, got {_describe(value)}", field=where)
-    return value
-
-
-def unstructure(instance: object) -> dict[str, Any]:
-    """Turn an attrs config instance into a mapping :meth:`ConfigStore.save` accepts.
-
-    The inverse of :func:`validate`: keys are the fields' ``__init__`` names,
-    nested attrs instances become maps, tuples become lists and enums their
-    values. Fields with ``init=False`` are left out.
-
-    Raises:
-        TypeError: ``instance`` is not an attrs instance.
-    """
-    if not attrs.has(type(instance)):
-        raise TypeError(f"unstructure() takes an attrs instance, not {instance!r}")
-    return typing.cast("dict[str, Any]", _unstructure_value(instance))
-
-
-def _unstructure_value(value: object) -> Any:
-    if attrs.has(type(value)):
-        return {
-            f.alias: _unstructure_value(getattr(value, f.name))
-            for f in attrs.fields(_attrs_class(type(value)))
-            if f.init
-        }
-    if isinstance(value, enum.Enum):
-        return _unstructure_value(value.value)
-    if isinstance(value, Mapping):
-        return {key: _unstructure_value(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_unstructure_value(item) for item in value]
-    return value
