@@ -45,12 +45,19 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 def _join(where: str, key: str) -> str:
     if _IDENTIFIER.match(key):
         return f"{where}.{key}" if where else key
-    return f"{where}[{key!r}]"
+    return f"{where}[{str.__repr__(key)}]"
 
 
 def describe(value: object) -> str:
-    """``value``'s type and a short repr, for error messages."""
-    text = repr(value)
+    """``value``'s type and a short repr, for error messages.
+
+    Never raises: configs come from plugins and users, and an error about a
+    value must still be reported when the value's ``__repr__`` itself fails.
+    """
+    try:
+        text = repr(value)
+    except Exception as exc:
+        return f"{type(value).__name__} object (its repr() raised {type(exc).__name__})"
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{type(value).__name__} {text}"
@@ -63,7 +70,8 @@ def _storable(value: object, where: str) -> Any:
     if isinstance(value, int):
         if not _INT_MIN <= value <= _INT_MAX:
             raise ConfigError(
-                f"the integer {value} is outside what msgpack stores (-2**63 to 2**64 - 1)",
+                f"the integer {int.__repr__(value)} is outside what msgpack stores "
+                "(-2**63 to 2**64 - 1)",
                 field=where or None,
             )
         return int(value)
