@@ -13,7 +13,8 @@ a file with non-string keys could not be decoded back.
 
 :func:`validate` turns a decoded mapping into an instance of a plugin's attrs
 config class, checking every field's type; :func:`unstructure` turns the
-instance back into a mapping :func:`encode` accepts.
+instance back into a mapping :func:`encode` accepts. :func:`plain` gives either
+kind of config as a dict, and :func:`freeze` a deep read-only copy of one.
 
 Nothing here touches the disk: files are :class:`~plugyard.ConfigStore`'s job,
 and this module must not import it.
@@ -33,7 +34,7 @@ import attrs
 
 from .exceptions import ConfigError
 
-__all__ = ["decode", "describe", "encode", "unstructure", "validate"]
+__all__ = ["decode", "describe", "encode", "freeze", "plain", "unstructure", "validate"]
 
 T = TypeVar("T")
 
@@ -168,6 +169,37 @@ def decode(data: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"holds {describe(value)} where a map was expected")
     _check_decoded(value, "")
+    return value
+
+
+def plain(config: Any) -> dict[str, Any]:
+    """A config as a plain dict, for storage and events.
+
+    Args:
+        config: A mapping (copied into a new dict, one level deep) or an
+            attrs config instance (given to :func:`unstructure`).
+
+    Raises:
+        TypeError: ``config`` is neither.
+    """
+    if isinstance(config, Mapping):
+        return dict(config)
+    return unstructure(config)
+
+
+def freeze(value: Any) -> Any:
+    """A deep, read-only copy of a config value, safe to hand to plugins.
+
+    Mappings become :class:`types.MappingProxyType` over a new dict of frozen
+    values, lists and tuples become tuples of frozen values, and everything
+    else is returned as it is (scalars are immutable already; other objects
+    are shared, not copied). Changing ``value`` afterwards does not change the
+    copy.
+    """
+    if isinstance(value, Mapping):
+        return types.MappingProxyType({key: freeze(item) for key, item in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(item) for item in value)
     return value
 
 
