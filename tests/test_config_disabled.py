@@ -1,15 +1,93 @@
-"""What the store and the manager build on: ``encode``, ``freeze`` and ``plain``."""
+"""Config bytes in and out, and what they are made with: ``encode``, ``freeze``, ``plain``."""
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import attrs
 import pytest
 
-from plugyard._configstore import ConfigError
+from plugyard._configstore import ConfigError, ConfigStore
 from plugyard._configtypes import decode, encode, freeze, plain
+
+
+@pytest.fixture(name="store")
+def fixture_store(tmp_path: Path) -> ConfigStore:
+    return ConfigStore(tmp_path / "config")
+
+
+def files_in(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir())
+
+
+# -- bytes in, bytes out ----------------------------------------------------------------
+
+
+def test_read_bytes_of_a_missing_config_is_none(store: ConfigStore) -> None:
+    assert store.read_bytes("g", "p") is None
+    assert not store.directory.exists()
+
+
+def test_write_bytes_stores_exactly_what_it_is_given(store: ConfigStore) -> None:
+    store.write_bytes("g", "p", b"\xc1 not even msgpack")
+    assert store.read_bytes("g", "p") == b"\xc1 not even msgpack"
+    assert stat.S_IMODE(store.path("g", "p").stat().st_mode) == 0o600
+    data = encode({"key": b"\x00", "n": [1, 2.5]})
+    store.write_bytes("g", "p", data)
+    assert store.read_bytes("g", "p") == data
+    assert store.load("g", "p") == {"key": b"\x00", "n": [1, 2.5]}
+
+
+def test_restore_puts_the_previous_bytes_back(store: ConfigStore) -> None:
+    """The manager's transaction: keep the old bytes, write the new, undo on failure."""
+    store.save("g", "p", {"version": 1})
+    before = store.read_bytes("g", "p")
+    store.write_bytes("g", "p", encode({"version": 2}))
+    assert store.load("g", "p") == {"version": 2}
+    store.restore("g", "p", before)
+    assert store.read_bytes("g", "p") == before
+    assert files_in(store.directory / "g") == ["p.msgpack"]
+
+
+def test_restore_of_none_removes_the_file(store: ConfigStore) -> None:
+    before = store.read_bytes("g", "p")
+    store.write_bytes("g", "p", encode({"new": True}))
+    store.restore("g", "p", before)
+    assert not store.path("g", "p").exists()
+    store.restore("g", "p", None)  # already gone: nothing to do
+    assert store.load("g", "p") == {}
+
+
+def test_read_bytes_raises_naming_the_file_it_cannot_read(store: ConfigStore) -> None:
+    path = store.path("g", "p")
+    path.mkdir(parents=True)
+    with pytest.raises(ConfigError, match="cannot be read") as exc:
+        store.read_bytes("g", "p")
+    assert exc.value.path == path
+    assert exc.value.plugin == "p"
+    assert isinstance(exc.value.__cause__, OSError)
+
+
+def test_a_failed_write_bytes_keeps_the_old_file(
+    store: ConfigStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.write_bytes("g", "p", b"old")
+
+    def fail(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", fail)
+    with pytest.raises(ConfigError, match="No space left") as exc:
+        store.write_bytes("g", "p", b"new")
+    monkeypatch.undo()
+    assert exc.value.path == store.path("g", "p")
+    assert store.read_bytes("g", "p") == b"old"
+    assert files_in(store.directory / "g") == ["p.msgpack"]
+
 
 # -- encode --------------------------------------------------------------------------
 

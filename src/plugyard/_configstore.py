@@ -43,6 +43,7 @@ __all__ = ["ConfigError", "ConfigStore", "unstructure", "validate"]
 
 _SUFFIX = ".msgpack"
 _DISABLED = "_disabled"
+_LEFT_AS_IT_IS = "It was left as it is: repair or remove it, or save a new config over it."
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -66,11 +67,15 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
+def _strerror(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
 class ConfigStore:
     """Plugin configs and disabled flags in a directory, one msgpack file per plugin.
 
     Args:
-        directory: Where the configs live; created on the first save.
+        directory: Where the configs live; created on the first write.
     """
 
     __module__ = "plugyard"
@@ -94,6 +99,8 @@ class ConfigStore:
         check_name(name)
         return self.directory / group / f"{name}{_SUFFIX}"
 
+    # -- configs ---------------------------------------------------------------
+
     def load(self, group: str, name: str) -> dict[str, Any]:
         """Read plugin ``name``'s config; an empty dict if it has none.
 
@@ -104,8 +111,20 @@ class ConfigStore:
             ConfigError: the file exists but cannot be read or is not a
                 config plugyard wrote; it is left untouched.
         """
-        path = self.path(group, name)
-        return self._read(path, plugin=name, group=group)
+        data = self.read_bytes(group, name)
+        if data is None:
+            return {}
+        try:
+            return decode(data)
+        except ConfigError as exc:
+            error = ConfigError(
+                f"{exc.reason}. {_LEFT_AS_IT_IS}",
+                path=self.path(group, name),
+                plugin=name,
+                group=group,
+                field=exc.field,
+            )
+            raise error from exc.__cause__
 
     def save(self, group: str, name: str, config: Mapping[str, Any]) -> None:
         """Replace plugin ``name``'s config, atomically and durably.
@@ -123,24 +142,84 @@ class ConfigStore:
             raise error from exc.__cause__
         self._write(path, data, plugin=name, group=group)
 
+    def read_bytes(self, group: str, name: str) -> bytes | None:
+        """Read plugin ``name``'s config file as it is, without decoding it.
+
+        With :meth:`write_bytes` and :meth:`restore`, this lets a caller
+        replace a config and put the old file back, byte for byte, if what
+        follows the write fails.
+
+        Args:
+            group: The plugin's group.
+            name: The plugin's name.
+
+        Returns:
+            The file's content, or ``None`` if there is no file.
+
+        Raises:
+            ConfigError: the file exists but cannot be read; ``path`` names it.
+            InvalidPluginError: ``group`` or ``name`` is not a valid name.
+        """
+        path = self.path(group, name)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot be read: {_strerror(exc)}. It was left as it is.",
+                path=path,
+                plugin=name,
+                group=group,
+            ) from exc
+
+    def write_bytes(self, group: str, name: str, data: bytes) -> None:
+        """Replace plugin ``name``'s config file with ``data``, atomically and durably.
+
+        ``data`` is stored as given, not checked: make it with
+        :func:`~plugyard._configtypes.encode`, or take it from
+        :meth:`read_bytes`.
+
+        Args:
+            group: The plugin's group.
+            name: The plugin's name.
+            data: The file's new content.
+
+        Raises:
+            ConfigError: writing failed; the old file is intact and no
+                temporary file is left.
+            InvalidPluginError: ``group`` or ``name`` is not a valid name.
+        """
+        self._write(self.path(group, name), data, plugin=name, group=group)
+
+    def restore(self, group: str, name: str, previous: bytes | None) -> None:
+        """Put back what :meth:`read_bytes` returned before a write.
+
+        Args:
+            group: The plugin's group.
+            name: The plugin's name.
+            previous: The old content, written back atomically; ``None``
+                (there was no file) removes the file if there is one now.
+
+        Raises:
+            ConfigError: writing or removing failed.
+            InvalidPluginError: ``group`` or ``name`` is not a valid name.
+        """
+        path = self.path(group, name)
+        if previous is None:
+            self._unlink(path, plugin=name, group=group)
+        else:
+            self._write(path, previous, plugin=name, group=group)
+
     def delete(self, group: str, name: str) -> bool:
         """Remove plugin ``name``'s config file; return whether there was one.
 
         Raises:
             ConfigError: the file exists and could not be removed.
         """
-        path = self.path(group, name)
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return False
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot remove it: {exc.strerror or exc}", path=path, plugin=name, group=group
-            ) from exc
-        with contextlib.suppress(OSError):
-            _fsync_directory(path.parent)
-        return True
+        return self._unlink(self.path(group, name), plugin=name, group=group)
+
+    # -- disabled records ------------------------------------------------------
 
     def disabled(self, group: str) -> frozenset[str]:
         """The names of the plugins of ``group`` that are disabled.
@@ -215,14 +294,15 @@ class ConfigStore:
             return decode(data)
         except ConfigError as exc:
             error = ConfigError(
-                f"{exc.reason}. It was left as it is: repair or remove it, or save a new "
-                "config over it.",
+                f"{exc.reason}. {_LEFT_AS_IT_IS}",
                 path=path,
                 plugin=plugin,
                 group=group,
                 field=exc.field,
             )
             raise error from exc.__cause__
+
+    # -- files -------------------------------------------------------------------
 
     def _write(self, path: Path, data: bytes, *, plugin: str | None, group: str) -> None:
         directory = path.parent
@@ -249,12 +329,27 @@ class ConfigStore:
             _fsync_directory(directory)
         except OSError as exc:
             raise ConfigError(
-                f"cannot be written: {exc.strerror or exc}", path=path, plugin=plugin, group=group
+                f"cannot be written: {_strerror(exc)}", path=path, plugin=plugin, group=group
             ) from exc
+
+    def _unlink(self, path: Path, *, plugin: str, group: str) -> bool:
+        """Remove ``path`` durably; return whether it existed."""
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot remove it: {_strerror(exc)}", path=path, plugin=plugin, group=group
+            ) from exc
+        with contextlib.suppress(OSError):
+            _fsync_directory(path.parent)
+            self._sweep(path)
+        return True
 
     @staticmethod
     def _sweep(path: Path) -> None:
-        """Remove temporary files of ``path`` left by processes that were killed while saving."""
+        """Remove temporary files of ``path`` left by processes that were killed while writing."""
         if os.name != "posix":  # pragma: no cover
             return
         prefix = f".{path.name}."
