@@ -352,24 +352,30 @@ def test_plugins_are_enabled_until_disabled(store: ConfigStore) -> None:
     assert store.disabled("g") == {"a"}
 
 
-def test_the_disabled_list_persists_as_a_sorted_list(store: ConfigStore, tmp_path: Path) -> None:
+def test_each_disabled_plugin_persists_as_its_own_record(store: ConfigStore) -> None:
     for name in ("zeta", "alpha", "mid"):
         store.set_disabled("g", name)
-    path = store.directory / "g" / "_disabled.msgpack"
-    assert msgpack.unpackb(path.read_bytes()) == {"disabled": ["alpha", "mid", "zeta"]}
+    directory = store.directory / "g"
+    assert files_in(directory) == ["alpha.disabled", "mid.disabled", "zeta.disabled"]
+    for name in ("zeta", "alpha", "mid"):
+        assert msgpack.unpackb((directory / f"{name}.disabled").read_bytes()) == {"disabled": True}
     assert ConfigStore(store.directory).disabled("g") == {"alpha", "mid", "zeta"}
 
 
-def test_a_corrupt_disabled_list_raises_and_is_not_overwritten(store: ConfigStore) -> None:
-    path = store.directory / "g" / "_disabled.msgpack"
+def test_a_corrupt_record_raises_and_is_not_overwritten_by_other_plugins(
+    store: ConfigStore,
+) -> None:
+    path = store.directory / "g" / "p.disabled"
     path.parent.mkdir(parents=True)
     path.write_bytes(msgpack.packb({"disabled": "p"}))
-    with pytest.raises(ConfigError, match="not a disabled list") as exc:
-        store.set_disabled("g", "q")
+    store.set_disabled("g", "q")
+    with pytest.raises(ConfigError, match="where a disabled record") as exc:
+        store.is_disabled("g", "p")
     assert exc.value.path == path
     assert exc.value.group == "g"
     with pytest.raises(ConfigError):
-        store.is_disabled("g", "q")
+        store.disabled("g")
+    assert store.is_disabled("g", "q")
     assert msgpack.unpackb(path.read_bytes()) == {"disabled": "p"}
 
 

@@ -94,8 +94,8 @@ def test_configs_survive_200_kills_of_their_writer_mid_save(tmp_path: Path) -> N
 
     After every kill each config decodes and equals, byte for byte, a version
     some writer saved; once a config exists it never disappears; the disabled
-    list decodes. Temporary files left by killed writers are ignored by load
-    and swept by the next save.
+    record is absent or valid, never torn. Temporary files left by killed
+    writers are ignored by load and swept by the next write or removal.
     """
     directory = tmp_path / "config"
     store = ConfigStore(directory)
@@ -136,7 +136,9 @@ def test_configs_survive_200_kills_of_their_writer_mid_save(tmp_path: Path) -> N
                     assert number // 1_000_000 <= kill, "a version no writer has saved yet"
                     assert config == make_version(group, name, number)
                     seen_versions.add(number)
-                assert store.disabled("alpha") <= {"two"}
+                state = store.disabled_state("alpha")
+                assert dict(state.broken) == {}, "a torn disabled record"
+                assert state.names <= {"two"}
         finally:
             server.stdin.close()
             errors = server.stderr.read()

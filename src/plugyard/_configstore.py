@@ -1,26 +1,45 @@
-"""Plugin configuration files: one msgpack file per plugin, written atomically.
+"""Plugin configuration files: one per plugin, written atomically, and disabled records.
 
 (Not named ``_config``: attrs resolves its own ``_config`` module in the globals of
 a class's ``__module__``, which for plugyard's public classes is the package.)
 
-A :class:`ConfigStore` keeps one file per plugin, ``<directory>/<group>/<name>.msgpack``,
-holding a config as :func:`~plugyard._configtypes.encode` writes it: a map with
-string keys whose values msgpack carries without extension types.
+A :class:`ConfigStore` keeps everything about plugin ``<name>`` of ``<group>``
+in the group's directory::
+
+    <directory>/<group>/<name>.msgpack    its config: a msgpack map (see _configtypes)
+    <directory>/<group>/<name>.disabled   present while it is disabled
+    <directory>/<group>/.<file>.<pid>.<random>.tmp    a write in progress
 
 Saving is atomic: the new content goes to a temporary file in the same
 directory, which is flushed and fsynced, renamed over the old file with
 :func:`os.replace`, and then the directory is fsynced. A reader sees the old
-file or the new one, never a mix, even if the writer is killed. Temporary files
-are named ``.<name>.msgpack.<pid>.<random>.tmp``; a later save of the same file
-removes those of processes that no longer exist. Files are created readable by
-their owner only (mode 0600), since configuration may hold secrets.
+file or the new one, never a mix, even if the writer is killed. A later write
+of the same file removes temporary files of processes that no longer exist.
+Files are created readable by their owner only (mode 0600), since
+configuration may hold secrets.
 
 A file that cannot be read or decoded raises :class:`ConfigError` and is left
 as it is: plugyard never resets a config it does not understand.
 
-Which plugins are disabled is kept per group in ``<directory>/<group>/_disabled.msgpack``,
-a map ``{"disabled": [sorted names]}``; a plugin name cannot start with ``_``,
-so the file cannot clash with a plugin's config.
+Disabled plugins are one record each, not one list per group, so that writers
+cannot lose each other's changes: disabling writes the plugin's record (as
+atomically as a config), enabling removes it, and neither reads anything
+first. Eight processes disabling eight plugins at the same moment leave eight
+records; for one plugin, the last writer wins. No lock is taken, so a writer
+killed at any moment leaves no stale lock behind. A record holds the msgpack
+map ``{"disabled": True}`` (11 bytes), so that a record damaged on disk is
+told apart from a valid one instead of counting as "disabled".
+
+The records sit beside the configs rather than in a ``_disabled/``
+subdirectory: a plugin's state is in one place (``<name>.*``), and there is no
+second directory to create and fsync before the first record is durable. The
+names cannot clash: a plugin name starts and ends with a letter or digit, so a
+record never ends in ``.msgpack`` nor starts with ``.`` as temporary files do,
+and removing the one ``.disabled`` suffix gives the name back exactly (plugin
+``x.disabled`` has the record ``x.disabled.disabled``). Files in the directory
+whose names are not a plugin name plus ``.disabled`` are not records and are
+ignored. So is a ``_disabled.msgpack`` list left by earlier development
+versions, which this layout replaces: it is neither read nor removed.
 
 The values a config holds, their encoding and typed configs live in
 ``_configtypes``; :func:`validate` and :func:`unstructure` are re-exported here.
@@ -30,20 +49,45 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
+import stat
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
+
+import attrs
 
 from ._configtypes import decode, describe, encode, unstructure, validate
 from ._model import check_name
-from .exceptions import ConfigError
+from .exceptions import ConfigError, InvalidPluginError
 
-__all__ = ["ConfigError", "ConfigStore", "unstructure", "validate"]
+__all__ = ["ConfigError", "ConfigStore", "DisabledState", "unstructure", "validate"]
 
 _SUFFIX = ".msgpack"
-_DISABLED = "_disabled"
+_RECORD_SUFFIX = ".disabled"
+# A record is 11 bytes; reading stops well past that, whatever is in the file.
+_RECORD_LIMIT = 4096
 _LEFT_AS_IT_IS = "It was left as it is: repair or remove it, or save a new config over it."
+_RECORD_LEFT = (
+    "It was left as it is: disable or enable the plugin again to replace it, or remove it."
+)
+
+
+@attrs.frozen
+class DisabledState:
+    """Which plugins of a group are disabled, as read from their records.
+
+    Attributes:
+        names: The plugins with a valid record: they are disabled.
+        broken: Plugins whose record exists but is corrupt or unreadable,
+            each with a :class:`ConfigError` naming the record's file
+            (``path``) and what is wrong (``reason``). Whether they are
+            disabled is unknown; :meth:`ConfigStore.set_disabled` replaces
+            such a record.
+    """
+
+    names: frozenset[str]
+    broken: Mapping[str, ConfigError]
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -72,7 +116,7 @@ def _strerror(exc: OSError) -> str:
 
 
 class ConfigStore:
-    """Plugin configs and disabled flags in a directory, one msgpack file per plugin.
+    """Plugin configs and disabled records in a directory, one file of each per plugin.
 
     Args:
         directory: Where the configs live; created on the first write.
@@ -82,8 +126,6 @@ class ConfigStore:
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
-        # Serializes read-modify-write of the disabled lists within this object.
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<ConfigStore {str(self.directory)!r}>"
@@ -224,87 +266,173 @@ class ConfigStore:
     def disabled(self, group: str) -> frozenset[str]:
         """The names of the plugins of ``group`` that are disabled.
 
+        All or nothing: for callers that must not act on a partial answer.
+        :meth:`disabled_state` reports corrupt records instead of raising.
+
+        Args:
+            group: The group whose plugins to list.
+
+        Returns:
+            The names of the plugins with a valid disabled record.
+
         Raises:
-            ConfigError: the group's disabled list exists but is unreadable or
-                corrupt; it is left untouched.
+            ConfigError: a record is corrupt or unreadable (the first in name
+                order; ``path`` names it, ``plugin`` is its plugin), or the
+                group's directory cannot be listed. Nothing is changed.
+            InvalidPluginError: ``group`` is not a valid group name.
+        """
+        state = self.disabled_state(group)
+        if state.broken:
+            raise state.broken[min(state.broken)]
+        return state.names
+
+    def disabled_state(self, group: str) -> DisabledState:
+        """Which plugins of ``group`` are disabled, and which records are corrupt.
+
+        A corrupt or unreadable record does not hide the others: it is
+        reported in :attr:`DisabledState.broken`, and the valid ones are in
+        :attr:`DisabledState.names`.
+
+        Args:
+            group: The group whose plugins to list.
+
+        Returns:
+            The state; both parts empty if the group has no directory.
+
+        Raises:
+            ConfigError: the group's directory exists but cannot be listed
+                (``path`` names it).
+            InvalidPluginError: ``group`` is not a valid group name.
         """
         check_name(group, what="group name")
-        path = self.directory / group / f"{_DISABLED}{_SUFFIX}"
-        content = self._read(path, plugin=None, group=group)
-        if not content:
-            return frozenset()
-        names = content.get("disabled")
-        if set(content) != {"disabled"} or not isinstance(names, list):
+        directory = self.directory / group
+        try:
+            with os.scandir(directory) as entries:
+                found = sorted(e.name for e in entries if e.name.endswith(_RECORD_SUFFIX))
+        except FileNotFoundError:
+            found = []
+        except OSError as exc:
             raise ConfigError(
-                "is not a disabled list: expected a map {'disabled': [names]}",
-                path=path,
+                f"is the directory of group {group!r} and cannot be listed: {_strerror(exc)}",
+                path=directory,
                 group=group,
-            )
-        bad = [n for n in names if not isinstance(n, str)]
-        if bad:
-            raise ConfigError(
-                f"lists {describe(bad[0])} where a plugin name was expected",
-                path=path,
-                group=group,
-            )
-        return frozenset(names)
+            ) from exc
+        names: set[str] = set()
+        broken: dict[str, ConfigError] = {}
+        for file_name in found:
+            name = file_name[: -len(_RECORD_SUFFIX)]
+            try:
+                check_name(name)
+            except InvalidPluginError:
+                continue  # not a record: no plugin has that name
+            try:
+                if self._read_record(directory / file_name, plugin=name, group=group):
+                    names.add(name)
+            except ConfigError as exc:
+                broken[name] = exc
+        return DisabledState(names=frozenset(names), broken=MappingProxyType(broken))
 
     def is_disabled(self, group: str, name: str) -> bool:
-        """Whether plugin ``name`` of ``group`` is disabled.
+        """Whether plugin ``name`` of ``group`` is disabled; reads only its record.
+
+        Args:
+            group: The plugin's group.
+            name: The plugin's name.
+
+        Returns:
+            Whether the plugin has a valid disabled record.
 
         Raises:
-            ConfigError: as :meth:`disabled` does.
+            ConfigError: its record exists but is corrupt or unreadable;
+                ``path`` names it, and it is left as it is.
+            InvalidPluginError: ``group`` or ``name`` is not a valid name.
         """
-        check_name(name)
-        return name in self.disabled(group)
+        return self._read_record(self._record_path(group, name), plugin=name, group=group)
 
     def set_disabled(self, group: str, name: str, disabled: bool = True) -> None:
         """Disable (or, with ``disabled=False``, enable) plugin ``name`` of ``group``.
 
-        The list is read, changed and written atomically with respect to
-        other calls on this object; between processes, the last write wins.
+        Disabling writes the plugin's record atomically and durably, enabling
+        removes it; nothing is read first, so concurrent calls for other
+        plugins, from any thread or process, are never lost. A corrupt record
+        (or an empty directory in its place) is replaced: this is how one is
+        repaired.
+
+        Args:
+            group: The plugin's group.
+            name: The plugin's name.
+            disabled: Whether the plugin is to be disabled.
 
         Raises:
-            ConfigError: the existing list is unreadable or corrupt (it is
-                not overwritten), or writing failed.
+            ConfigError: the record could not be written or removed (a
+                directory holding files in its place is never removed).
+            InvalidPluginError: ``group`` or ``name`` is not a valid name.
         """
-        check_name(name)
-        with self._lock:
-            current = self.disabled(group)
-            wanted = current | {name} if disabled else current - {name}
-            if wanted == current:
-                return
-            path = self.directory / group / f"{_DISABLED}{_SUFFIX}"
-            data = encode({"disabled": sorted(wanted)})
-            self._write(path, data, plugin=None, group=group)
+        path = self._record_path(group, name)
+        if path.is_dir() and not path.is_symlink():
+            try:
+                path.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise ConfigError(
+                    f"is a directory where the disabled record belongs, and cannot be "
+                    f"removed: {_strerror(exc)}. Remove it by hand.",
+                    path=path,
+                    plugin=name,
+                    group=group,
+                ) from exc
+        if disabled:
+            self._write(path, encode({"disabled": True}), plugin=name, group=group)
+        else:
+            self._unlink(path, plugin=name, group=group)
 
-    def _read(self, path: Path, *, plugin: str | None, group: str) -> dict[str, Any]:
+    def _record_path(self, group: str, name: str) -> Path:
+        check_name(group, what="group name")
+        check_name(name)
+        return self.directory / group / f"{name}{_RECORD_SUFFIX}"
+
+    def _read_record(self, path: Path, *, plugin: str, group: str) -> bool:
+        """Whether the record at ``path`` exists; ConfigError if it is not a valid one."""
+
+        def corrupt(reason: str) -> ConfigError:
+            return ConfigError(f"{reason}. {_RECORD_LEFT}", path=path, plugin=plugin, group=group)
+
         try:
-            data = path.read_bytes()
+            # Non-blocking, so that a FIFO in the record's place is refused, not waited on.
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         except FileNotFoundError:
-            return {}
+            return False
         except OSError as exc:
-            raise ConfigError(
-                f"cannot be read: {exc.strerror or exc}. It was left as it is.",
-                path=path,
-                plugin=plugin,
-                group=group,
-            ) from exc
+            raise corrupt(f"cannot be read: {_strerror(exc)}") from exc
         try:
-            return decode(data)
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise corrupt("is a directory where a disabled record belongs")
+            if not stat.S_ISREG(mode):
+                raise corrupt("is not a regular file, so not a disabled record")
+            with os.fdopen(fd, "rb", closefd=False) as file:
+                data = file.read(_RECORD_LIMIT + 1)
+        except OSError as exc:
+            raise corrupt(f"cannot be read: {_strerror(exc)}") from exc
+        finally:
+            os.close(fd)
+        if len(data) > _RECORD_LIMIT:
+            raise corrupt(f"is larger than {_RECORD_LIMIT} bytes, so not a disabled record")
+        try:
+            content = decode(data)
         except ConfigError as exc:
-            error = ConfigError(
-                f"{exc.reason}. {_LEFT_AS_IT_IS}",
-                path=path,
-                plugin=plugin,
-                group=group,
-                field=exc.field,
+            raise corrupt(exc.reason) from exc.__cause__
+        if set(content) != {"disabled"} or content["disabled"] is not True:
+            raise corrupt(
+                f"holds {describe(content)} where a disabled record {{'disabled': True}} "
+                "was expected"
             )
-            raise error from exc.__cause__
+        return True
 
     # -- files -------------------------------------------------------------------
 
-    def _write(self, path: Path, data: bytes, *, plugin: str | None, group: str) -> None:
+    def _write(self, path: Path, data: bytes, *, plugin: str, group: str) -> None:
         directory = path.parent
         try:
             if not directory.is_dir():
