@@ -14,6 +14,7 @@ import attrs
 import pytest
 from packaging.version import Version
 
+import plugyard
 from plugyard._events import (
     ConfigChanged,
     ConfigRejected,
@@ -71,12 +72,13 @@ def fixture_loop() -> Iterator[asyncio.AbstractEventLoop]:
 # -- the events ------------------------------------------------------------
 
 
-def test_events_are_frozen_and_print_as_plugyard_classes() -> None:
+def test_events_are_frozen_and_exported_ones_print_as_plugyard_classes() -> None:
     event = PluginLoaded("p", "g", "1.0")
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         event.plugin = "q"  # type: ignore[misc]
     for each in ALL_EVENTS:
-        assert type(each).__module__ == "plugyard"
+        exported = type(each).__name__ in plugyard.__all__
+        assert (type(each).__module__ == "plugyard") is exported
         assert isinstance(each, Event)
         assert not hasattr(each, "__dict__"), "events use slots"
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import _public
+from ._candidate import Candidate, CandidateKind
 from ._configstore import ConfigStore
 from ._discovery import EntryPoint
 from ._events import (
@@ -19,38 +21,88 @@ from ._events import (
     SignatureRejected,
     Subscription,
 )
-from ._manager import Candidate, PluginHandle, PluginManager
+from ._handles import PluginHandle
+from ._manager import PluginManager
 from ._metrics import MetricsSnapshot, to_prometheus
 from ._model import Dependency, FunctionPlugin, Plugin, PluginContext, PluginInfo, PluginState
 from ._policy import TrustPolicy
 from ._registry import DEFAULT_GROUP, Registry, get_registry, register
 from ._resolve import Plan
+from .exceptions import (
+    ConfigError,
+    DependencyCycleError,
+    DependencyError,
+    DependencyFailedError,
+    DependencyVersionError,
+    DependentsActiveError,
+    DuplicatePluginError,
+    InvalidKeyError,
+    InvalidPluginError,
+    InvalidWheelError,
+    ManagerBusyError,
+    ManagerClosedError,
+    MissingDependencyError,
+    PluginBusyError,
+    PluginConflictError,
+    PluginError,
+    PluginLoadError,
+    PluginNotActiveError,
+    PluginNotFoundError,
+    PluginSetupError,
+    PluginStateError,
+    PluginWarning,
+    SignatureError,
+)
 
 __all__ = [
     "DEFAULT_GROUP",
     "Candidate",
+    "CandidateKind",
     "ConfigChanged",
+    "ConfigError",
     "ConfigRejected",
     "ConfigStore",
     "Dependency",
+    "DependencyCycleError",
+    "DependencyError",
+    "DependencyFailedError",
+    "DependencyVersionError",
+    "DependentsActiveError",
+    "DuplicatePluginError",
     "EntryPoint",
     "Event",
     "EventBus",
     "FunctionPlugin",
+    "InvalidKeyError",
+    "InvalidPluginError",
+    "InvalidWheelError",
+    "ManagerBusyError",
+    "ManagerClosedError",
     "MetricsSnapshot",
+    "MissingDependencyError",
     "Plan",
     "Plugin",
     "PluginActivated",
+    "PluginBusyError",
+    "PluginConflictError",
     "PluginContext",
     "PluginDiscovered",
+    "PluginError",
     "PluginFailed",
     "PluginHandle",
     "PluginInfo",
+    "PluginLoadError",
     "PluginLoaded",
     "PluginManager",
+    "PluginNotActiveError",
+    "PluginNotFoundError",
+    "PluginSetupError",
     "PluginState",
+    "PluginStateError",
     "PluginUnloaded",
+    "PluginWarning",
     "Registry",
+    "SignatureError",
     "SignatureRejected",
     "Subscription",
     "TrustPolicy",
@@ -67,3 +119,6 @@ def __getattr__(name: str) -> Any:
 
         return version("plugyard")
     raise AttributeError(f"module 'plugyard' has no attribute {name!r}")
+
+
+_public.present_as(__name__, globals(), __all__)

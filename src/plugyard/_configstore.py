@@ -122,8 +122,6 @@ class ConfigStore:
         directory: Where the configs live; created on the first write.
     """
 
-    __module__ = "plugyard"
-
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
 

@@ -46,8 +46,6 @@ class EntryPoint:
         path: The distribution's metadata directory.
     """
 
-    __module__ = "plugyard"
-
     name: str
     group: str
     value: str

@@ -74,8 +74,6 @@ class Event:
         version: The plugin's version, as a string (a ``Version`` is converted).
     """
 
-    __module__ = "plugyard"
-
     plugin: str
     group: str
     version: str = attrs.field(converter=str)
@@ -85,21 +83,15 @@ class Event:
 class PluginDiscovered(Event):
     """A plugin became known (decorator, entry point, plugin directory); nothing of it ran."""
 
-    __module__ = "plugyard"
-
 
 @attrs.frozen
 class PluginLoaded(Event):
     """A plugin's code was imported and its instance created; ``setup`` comes next."""
 
-    __module__ = "plugyard"
-
 
 @attrs.frozen
 class PluginActivated(Event):
     """A plugin's ``setup`` succeeded; it is active and callable."""
-
-    __module__ = "plugyard"
 
 
 @attrs.frozen
@@ -110,16 +102,12 @@ class PluginFailed(Event):
         error: The error that failed it, as :meth:`PluginManager.errors` holds it.
     """
 
-    __module__ = "plugyard"
-
     error: BaseException
 
 
 @attrs.frozen
 class PluginUnloaded(Event):
     """A plugin was torn down."""
-
-    __module__ = "plugyard"
 
 
 @attrs.frozen
@@ -130,8 +118,6 @@ class ConfigChanged(Event):
         old: The configuration before, as a read-only copy.
         new: The configuration now in force, as a read-only copy.
     """
-
-    __module__ = "plugyard"
 
     old: Mapping[str, Any] = attrs.field(converter=_readonly)
     new: Mapping[str, Any] = attrs.field(converter=_readonly)
@@ -145,8 +131,6 @@ class ConfigRejected(Event):
         config: The refused configuration, as a read-only copy.
         error: Why it was refused.
     """
-
-    __module__ = "plugyard"
 
     config: Mapping[str, Any] = attrs.field(converter=_readonly)
     error: BaseException
@@ -162,8 +146,6 @@ class SignatureRejected(Event):
             whose hash differs...).
     """
 
-    __module__ = "plugyard"
-
     distribution: str
     problems: tuple[str, ...] = attrs.field(converter=_strings)
 
@@ -177,8 +159,6 @@ class PluginReloaded(Event):
     Attributes:
         old_version: The version that was replaced.
     """
-
-    __module__ = "plugyard"
 
     old_version: str = attrs.field(converter=str)
 
@@ -201,8 +181,6 @@ class PluginCrashed(Event):
         restart_in: Seconds until the worker is restarted, or ``None`` when
             it will not be (restarts exhausted, or it is being unloaded).
     """
-
-    __module__ = "plugyard"
 
     returncode: int | None
     reason: str
@@ -260,7 +238,6 @@ class Subscription:
             bus's event loop.
     """
 
-    __module__ = "plugyard"
     __slots__ = ("_active", "_bus", "event_type", "handler", "is_async")
 
     def __init__(
@@ -322,8 +299,6 @@ class EventBus:
     Args:
         loop: The running event loop that coroutine handlers are scheduled on.
     """
-
-    __module__ = "plugyard"
 
     def __init__(self, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._lock = threading.Lock()

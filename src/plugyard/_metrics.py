@@ -93,8 +93,6 @@ class MetricsSnapshot:
         last_error_time: When it was raised, as a :func:`time.time` timestamp.
     """
 
-    __module__ = "plugyard"
-
     plugin: str
     group: str
     calls: int = 0
@@ -201,8 +199,6 @@ class PluginMetrics:
         group: The plugin's group.
         clock: A monotonic clock in integer nanoseconds; tests pass a fake one.
     """
-
-    __module__ = "plugyard"
 
     def __init__(
         self, plugin: str, group: str, *, clock: Callable[[], int] = time.perf_counter_ns
@@ -392,8 +388,6 @@ class GroupMetrics:
         group: The group.
         clock: Passed on to each :class:`PluginMetrics`.
     """
-
-    __module__ = "plugyard"
 
     def __init__(self, group: str, *, clock: Callable[[], int] = time.perf_counter_ns) -> None:
         self.group = group

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 #: What ``depends_on`` accepts: ``{"name": ">=1.0,<2"}`` or ``["name>=1.0,<2", "other"]``.
 DependsOn: TypeAlias = Mapping[str, str] | Iterable[str]
 
-_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 
 
 class PluginState(str, enum.Enum):
@@ -31,8 +31,6 @@ class PluginState(str, enum.Enum):
     instantiated, setting up) → ``active`` (set up, callable). ``failed`` holds
     the error in :meth:`PluginManager.errors`; ``unloaded`` was torn down.
     """
-
-    __module__ = "plugyard"
 
     DISCOVERED = "discovered"
     LOADED = "loaded"
@@ -54,7 +52,7 @@ def check_name(name: object, *, what: str = "plugin name") -> str:
     Raises:
         InvalidPluginError: ``name`` is not such a string.
     """
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidPluginError(
             name,
             f"a {what} is ASCII letters, digits, '.', '_' and '-', "
@@ -94,8 +92,6 @@ class Dependency:
         optional: An optional dependency orders setup after it when it is
             present, and is not required.
     """
-
-    __module__ = "plugyard"
 
     name: str
     specifier: SpecifierSet = attrs.field(factory=lambda: _specifier(""))
@@ -181,8 +177,6 @@ class PluginInfo:
         distribution: The installed distribution that provides it, if any.
     """
 
-    __module__ = "plugyard"
-
     name: str
     group: str
     version: Version
@@ -204,8 +198,6 @@ class Plugin:
     works, and so does a function. Every method is optional.
     """
 
-    __module__ = "plugyard"
-
     def setup(self, ctx: PluginContext) -> None:
         """Prepare the plugin; runs after every dependency is active."""
 
@@ -224,8 +216,6 @@ class FunctionPlugin:
         execute: The registered function.
     """
 
-    __module__ = "plugyard"
-
     execute: Callable[..., Any]
 
 
@@ -238,7 +228,6 @@ class PluginContext:
         config: The plugin's configuration (empty unless a config store is set).
     """
 
-    __module__ = "plugyard"
     __slots__ = ("_deps", "config", "info", "logger")
 
     def __init__(

@@ -52,8 +52,6 @@ class TrustPolicy:
             other than ``off`` is set without a keyring.
     """
 
-    __module__ = "plugyard"
-
     mode: Mode = attrs.field(default="off", validator=_check_modes)
     keyring: Keyring | None = None
     groups: Mapping[str, Mode] = attrs.field(factory=dict, validator=_check_modes)

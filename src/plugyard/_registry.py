@@ -86,19 +86,39 @@ class Registry:
             group a manager searches for this registry's installed plugins.
     """
 
-    __module__ = "plugyard"
-
     def __init__(self, group: str) -> None:
         self.group = check_name(group, what="group name")
         self._lock = threading.Lock()
-        # Replaced whole on every change, so readers need no lock.
+        # Changed in place under the lock (registering ten thousand plugins
+        # must not copy the mapping ten thousand times); lookups need no
+        # lock, iteration copies under it.
         self._entries: dict[str, _Entry] = {}
+        self._names_by_target: dict[int, str] = {}
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        """A number that changes whenever a plugin is registered or unregistered.
+
+        Managers compare it to see whether anything changed since they looked.
+        """
+        return self._generation
 
     def __repr__(self) -> str:
         return f"<Registry {self.group!r}: {len(self._entries)} plugins>"
 
     @overload
-    def register(self, obj: T, /) -> T: ...
+    def register(
+        self,
+        obj: T,
+        /,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        depends_on: DependsOn | None = None,
+        optional_depends_on: DependsOn | None = None,
+        replace: bool = False,
+    ) -> T: ...
 
     @overload
     def register(
@@ -124,7 +144,7 @@ class Registry:
         optional_depends_on: DependsOn | None = None,
         replace: bool = False,
     ) -> Any:
-        """Register a class or function; usable as ``@register`` or ``@register(...)``.
+        """Register a class or function: ``@register``, ``@register(...)``, ``register(obj, ...)``.
 
         A class is instantiated without arguments when the plugin loads; a
         function becomes a plugin whose ``execute`` is the function. The
@@ -169,7 +189,11 @@ class Registry:
             old = self._entries.get(name)
             if old is not None and not replace and old.info.origin != entry.info.origin:
                 raise DuplicatePluginError(name, self.group, old.info.origin, entry.info.origin)
-            self._entries = {**self._entries, name: entry}
+            if old is not None:
+                self._names_by_target.pop(id(old.target), None)
+            self._entries[name] = entry
+            self._names_by_target[id(entry.target)] = name
+            self._generation += 1
 
     def unregister(self, name: str) -> None:
         """Remove a plugin; managers that loaded it keep their instance.
@@ -178,9 +202,11 @@ class Registry:
             PluginNotFoundError: nothing is registered under ``name``.
         """
         with self._lock:
-            if name not in self._entries:
+            entry = self._entries.pop(name, None)
+            if entry is None:
                 raise PluginNotFoundError(name, self.group)
-            self._entries = {k: v for k, v in self._entries.items() if k != name}
+            self._names_by_target.pop(id(entry.target), None)
+            self._generation += 1
 
     def info(self, name: str) -> PluginInfo:
         """The :class:`PluginInfo` registered under ``name``.
@@ -200,10 +226,8 @@ class Registry:
 
     def find(self, obj: object) -> PluginInfo | None:
         """The info of the plugin whose class or function is ``obj``, if registered."""
-        for entry in self._entries.values():
-            if entry.target is obj:
-                return entry.info
-        return None
+        entry = self._entries.get(self._names_by_target.get(id(obj), ""))
+        return entry.info if entry is not None and entry.target is obj else None
 
     def _entry(self, name: str) -> _Entry:
         try:
@@ -216,8 +240,15 @@ class Registry:
 
     def __iter__(self) -> Iterator[PluginInfo]:
         """Iterate the registered plugins' infos, sorted by name."""
-        entries = self._entries
+        with self._lock:
+            entries = dict(self._entries)
         return iter([entries[k].info for k in sorted(entries)])
+
+    def entries(self) -> list[tuple[PluginInfo, object]]:
+        """Each registered plugin's info and class or function, sorted by name."""
+        with self._lock:
+            entries = dict(self._entries)
+        return [(entries[k].info, entries[k].target) for k in sorted(entries)]
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -241,7 +272,17 @@ def get_registry(group: str = DEFAULT_GROUP) -> Registry:
 
 
 @overload
-def register(obj: T, /) -> T: ...
+def register(
+    obj: T,
+    /,
+    *,
+    group: str = DEFAULT_GROUP,
+    name: str | None = None,
+    version: str | None = None,
+    depends_on: DependsOn | None = None,
+    optional_depends_on: DependsOn | None = None,
+    replace: bool = False,
+) -> T: ...
 
 
 @overload
@@ -275,13 +316,11 @@ def register(
     :meth:`Registry.register` for the arguments. Works as ``@register``,
     ``@register()`` and ``@register(name=..., version=..., ...)``.
     """
-    registry = get_registry(group)
-    if obj is not None:
-        return registry.register(obj)
-    return registry.register(
+    decorate = get_registry(group).register(
         name=name,
         version=version,
         depends_on=depends_on,
         optional_depends_on=optional_depends_on,
         replace=replace,
     )
+    return decorate if obj is None else decorate(obj)

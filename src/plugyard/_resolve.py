@@ -36,8 +36,6 @@ class Plan:
             up after (optional ones only when present).
     """
 
-    __module__ = "plugyard"
-
     order: tuple[str, ...]
     failures: Mapping[str, PluginError]
     edges: Mapping[str, tuple[str, ...]]

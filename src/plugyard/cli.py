@@ -18,7 +18,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from ._manager import Candidate, PluginManager, _plain
+from ._candidate import Candidate
+from ._configtypes import plain as _plain
+from ._manager import PluginManager
 from ._model import PluginInfo, PluginState
 from .exceptions import PluginError
 

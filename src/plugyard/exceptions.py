@@ -8,7 +8,10 @@ The tree::
     ├── PluginNotFoundError (also LookupError) no plugin of that name in the group
     ├── PluginStateError (also RuntimeError)   the operation does not fit the plugin's state
     │   ├── PluginNotActiveError               using a plugin that is failed or unloaded
-    │   └── DependentsActiveError              unloading a plugin others still depend on
+    │   ├── DependentsActiveError              unloading a plugin others still depend on
+    │   └── PluginBusyError (also TimeoutError) calls still running when a teardown must wait
+    ├── ManagerClosedError (also RuntimeError) using a manager after its shutdown
+    ├── ManagerBusyError (also TimeoutError)   a lifecycle call waited too long for another
     ├── PluginLoadError (also ImportError)     an entry point could not be imported
     ├── PluginConflictError                    two distributions provide one plugin name
     ├── PluginSetupError                       the plugin's own setup() raised
@@ -54,7 +57,10 @@ __all__ = [
     "InvalidKeyError",
     "InvalidPluginError",
     "InvalidWheelError",
+    "ManagerBusyError",
+    "ManagerClosedError",
     "MissingDependencyError",
+    "PluginBusyError",
     "PluginConflictError",
     "PluginError",
     "PluginLoadError",
@@ -173,6 +179,70 @@ class DependentsActiveError(PluginStateError):
             state="active",
         )
         self.dependents = tuple(dependents)
+
+
+class PluginBusyError(PluginStateError, TimeoutError):
+    """Calls were still running in a plugin when its teardown had waited long enough.
+
+    Nothing was torn down: the plugin (and, for a cascade or a shutdown, every
+    other plugin of the operation) is still active and takes calls again.
+
+    Attributes:
+        calls: How many calls were still running.
+        timeout: How long the teardown waited, in seconds.
+    """
+
+    def __init__(self, plugin: str, calls: int, timeout: float) -> None:
+        running = "1 call" if calls == 1 else f"{calls} calls"
+        super().__init__(
+            f"plugin {plugin!r} still has {running} running after {timeout:g} s; nothing was "
+            "torn down and it stays active. Let the calls finish, or pass a longer timeout.",
+            plugin=plugin,
+            state="active",
+        )
+        self.calls = calls
+        self.timeout = timeout
+
+
+class ManagerClosedError(PluginError, RuntimeError):
+    """The manager was shut down; it loads and runs nothing any more.
+
+    Attributes:
+        group: The manager's group.
+    """
+
+    def __init__(self, group: str, *, plugin: str | None = None) -> None:
+        what = f"cannot use plugin {plugin!r}: " if plugin else ""
+        super().__init__(
+            f"{what}the plugin manager of group {group!r} was shut down. "
+            "Create a new PluginManager to load plugins again.",
+            plugin=plugin,
+        )
+        self.group = group
+
+
+class ManagerBusyError(PluginError, TimeoutError):
+    """A lifecycle call waited too long for the one the manager is running.
+
+    Lifecycle calls (load, unload, configure, ...) of one manager run one at
+    a time. This is raised instead of waiting for ever, typically when a
+    plugin's ``setup`` waits for another thread that calls into the manager.
+
+    Attributes:
+        holder: The plugin whose lifecycle step was running, if one was.
+        timeout: How long the call waited, in seconds.
+    """
+
+    def __init__(self, group: str, holder: str | None, timeout: float) -> None:
+        running = f"plugin {holder!r} is being set up or torn down" if holder else "it is busy"
+        super().__init__(
+            f"waited {timeout:g} s for the plugin manager of group {group!r}: {running}. "
+            "A setup() that waits for a thread calling into the manager never finishes; "
+            "start such work after setup(), or raise lock_timeout.",
+            plugin=holder,
+        )
+        self.holder = holder
+        self.timeout = timeout
 
 
 class PluginLoadError(PluginError, ImportError):

@@ -11,6 +11,7 @@ verifies, never from ``__pycache__``.
 
 from __future__ import annotations
 
+from .. import _public
 from ._importer import VerifiedImporter, default_cache_dir
 from ._installed import verify_distribution
 from ._keys import Keyring, TrustedKey, generate_key, key_id, load_private_key, load_public_key
@@ -48,3 +49,5 @@ __all__ = [
     "verify_distribution",
     "verify_wheel",
 ]
+
+_public.present_as(__name__, globals(), __all__)

@@ -253,8 +253,6 @@ class VerifiedImporter(importlib.abc.MetaPathFinder):
         cache: Set to ``False`` to compile on every import.
     """
 
-    __module__ = "plugyard"
-
     def __init__(self, cache_dir: StrPath | None = None, *, cache: bool = True) -> None:
         directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self._cache = _CodeCache(directory if cache else None)

@@ -189,8 +189,6 @@ class TrustedKey:
         key_id: The key's id, computed with :func:`key_id`.
     """
 
-    __module__ = "plugyard"
-
     key: Ed25519PublicKey = attrs.field(eq=False)
     name: str = ""
     scope: frozenset[str] | None = attrs.field(default=None, validator=_check_scope)
@@ -247,8 +245,6 @@ class Keyring:
             More than one lets a second key co-sign during a rotation, or
             requires two parties to approve a release.
     """
-
-    __module__ = "plugyard"
 
     keys: tuple[TrustedKey, ...] = attrs.field(validator=_check_keys)
     threshold: int = attrs.field(default=1, validator=_check_threshold)

@@ -96,8 +96,6 @@ class ManifestFile:
         size: Its size in bytes.
     """
 
-    __module__ = "plugyard"
-
     path: str
     digest: str
     size: int
@@ -113,8 +111,6 @@ class Manifest:
         dist_info: The ``<name>-<version>.dist-info`` directory.
         files: Every file but ``RECORD`` and the signature, sorted by path.
     """
-
-    __module__ = "plugyard"
 
     name: str
     version: str

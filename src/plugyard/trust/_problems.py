@@ -26,8 +26,6 @@ __all__ = [
 class ProblemKind(str, enum.Enum):
     """What is wrong with a wheel or an installed distribution."""
 
-    __module__ = "plugyard"
-
     #: There is no ``plugyard-signature.json``.
     MISSING_SIGNATURE = "missing-signature"
     #: The signature file is not a DSSE envelope plugyard can read.
@@ -84,8 +82,6 @@ class Problem:
         actual: For a hash or name mismatch, what was found.
     """
 
-    __module__ = "plugyard"
-
     kind: ProblemKind
     message: str
     path: str | None = None
@@ -113,8 +109,6 @@ class VerificationResult:
         installed: Whether this is about an installed distribution (which
             :class:`VerifiedImporter` can import) rather than a wheel.
     """
-
-    __module__ = "plugyard"
 
     distribution: str
     version: str | None

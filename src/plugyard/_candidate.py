@@ -1,0 +1,73 @@
+"""The one value that flows from the sources to the lifecycle: a :class:`Candidate`."""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from ._discovery import EntryPoint
+from ._model import PluginInfo, PluginState
+
+
+class CandidateKind(str, enum.Enum):
+    """Where a candidate comes from.
+
+    The values are plain strings, so ``candidate.kind == "module"`` works.
+    """
+
+    #: An installed entry point naming a class or function.
+    ENTRY_POINT = "entry point"
+    #: An installed entry point naming a module, whose import registers plugins.
+    MODULE = "module"
+    #: A plugin registered in code with :func:`register`.
+    REGISTERED = "registered"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@attrs.frozen
+class Candidate:
+    """A plugin as the sources list it, and as each stage hands it on.
+
+    Listing builds candidates without importing anything; loading returns a
+    new candidate (``attrs.evolve``) that knows the plugin's class or function
+    and its declared dependencies. What changes while a plugin runs (its
+    state, instance, calls in flight) is not here: :meth:`PluginManager.candidates`
+    stamps the state each plugin has at the moment it lists it.
+
+    Attributes:
+        name: The plugin's name (for a module entry point, the entry point's).
+        group: Its group.
+        version: Its version (an installed plugin's is its distribution's).
+        distribution: The installed distribution providing it, or ``None``
+            for a plugin registered in code.
+        value: The entry point's value (``module:object`` or ``module``), or
+            the ``module:qualname`` of a plugin registered in code.
+        kind: Where it comes from (a :class:`CandidateKind`, equal to
+            ``"entry point"``, ``"module"`` or ``"registered"``).
+        info: What is known of it: for an installed plugin not imported yet,
+            only what its distribution's metadata says (no dependencies).
+        state: Its state when it was listed.
+        enabled: ``False`` when it was disabled with :meth:`PluginManager.disable`.
+        entry_point: The entry point it comes from, if installed.
+        target: Its class or function, once imported (``None`` before).
+    """
+
+    name: str
+    group: str
+    version: str
+    distribution: str | None
+    value: str
+    kind: CandidateKind
+    info: PluginInfo = attrs.field(repr=False, eq=False)
+    state: PluginState = PluginState.DISCOVERED
+    enabled: bool = True
+    entry_point: EntryPoint | None = attrs.field(default=None, repr=False)
+    target: object = attrs.field(default=None, repr=False, eq=False)
+
+    @property
+    def imported(self) -> bool:
+        """Whether its class or function is known (always, for a registered plugin)."""
+        return self.target is not None

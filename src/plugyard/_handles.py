@@ -1,0 +1,177 @@
+"""What callers hold: a :class:`PluginHandle`, and the callables its ``execute`` becomes.
+
+A handle call takes no lock. Its ``execute`` attribute *is* the callable the
+call should reach, replaced (atomically) as the plugin changes state. While
+the plugin is active that callable is :func:`counted`: it keeps the number
+of calls in flight in a list (``append`` and ``pop`` are atomic), so that a
+teardown can wait for them; once a teardown starts, a call that picked up
+the old callable is sent to whatever the handle holds by then instead.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ._model import PluginInfo, PluginState
+from .exceptions import PluginError, PluginNotFoundError
+
+#: The argument of a call made without one: the plugin's method is then called with none.
+MISSING: Any = object()
+
+
+class SlotView(Protocol):
+    """What a handle reads of the runtime state of its plugin."""
+
+    @property
+    def state(self) -> PluginState: ...
+
+    @property
+    def info(self) -> PluginInfo: ...
+
+    @property
+    def instance(self) -> Any: ...
+
+    def refusal(self) -> PluginError: ...
+
+
+class PluginHandle:
+    """What callers hold to use one plugin; the same object for the manager's life.
+
+    ``handle.execute(data)`` calls the plugin's ``execute``. The attribute is
+    replaced as the plugin changes state rather than checked on each call:
+    before the first use it loads the plugin; while active it calls the
+    plugin's own method, counting the call (and its metrics, unless the
+    manager was made with ``metrics=False``) so that an unload waits for it;
+    once failed or unloaded it raises :class:`PluginNotActiveError`; if the
+    plugin is gone (uninstalled, then :meth:`PluginManager.rescan`) it raises
+    :class:`PluginNotFoundError`. For a plugin whose ``execute`` is
+    ``async def``, it returns an awaitable.
+
+    Attributes:
+        name: The plugin's name.
+        group: The plugin's group.
+        execute: Call the plugin with one argument (or none).
+    """
+
+    __slots__ = ("_slot", "execute", "group", "name")
+
+    execute: Callable[..., Any]
+
+    def __init__(self, name: str, group: str) -> None:
+        self.name = name
+        self.group = group
+        self._slot: SlotView | None = None
+        self.execute = self._gone
+
+    def _gone(self, data: Any = MISSING, /) -> Any:
+        raise PluginNotFoundError(self.name, self.group)
+
+    def _attach(self, slot: SlotView | None) -> None:
+        """Make ``slot`` the runtime state this handle reads; ``None`` when the plugin is gone."""
+        self._slot = slot
+        if slot is None:
+            self.execute = self._gone
+
+    def _view(self) -> SlotView:
+        slot = self._slot
+        if slot is None:
+            raise PluginNotFoundError(self.name, self.group)
+        return slot
+
+    @property
+    def state(self) -> PluginState:
+        """The plugin's current state.
+
+        Raises:
+            PluginNotFoundError: the plugin is gone.
+        """
+        return self._view().state
+
+    @property
+    def info(self) -> PluginInfo:
+        """The plugin's :class:`PluginInfo`.
+
+        Raises:
+            PluginNotFoundError: the plugin is gone.
+        """
+        return self._view().info
+
+    @property
+    def instance(self) -> Any:
+        """The plugin's active instance.
+
+        Raises:
+            PluginNotActiveError: the plugin is not active.
+            PluginNotFoundError: the plugin is gone.
+        """
+        slot = self._view()
+        if slot.state is not PluginState.ACTIVE:
+            raise slot.refusal()
+        return slot.instance
+
+    def __repr__(self) -> str:
+        slot = self._slot
+        return f"<PluginHandle {self.name!r} {'gone' if slot is None else slot.state}>"
+
+
+def counted(
+    handle: PluginHandle, method: Callable[..., Any], calls: list[None]
+) -> tuple[Callable[..., Any], list[bool]]:
+    """A callable for ``handle.execute`` that calls ``method``, counted in ``calls``.
+
+    Returns:
+        The callable and its ``closed`` flag. Once the flag's only item is
+        true, a call that reaches this callable is passed on to whatever
+        ``handle.execute`` is by then (set it before the flag), so that no
+        new call reaches ``method``.
+    """
+    closed = [False]
+    enter = calls.append
+    leave = calls.pop
+
+    if inspect.iscoroutinefunction(method):
+
+        async def call_async(data: Any = MISSING, /) -> Any:
+            enter(None)
+            if closed[0]:
+                leave()
+                result = handle.execute() if data is MISSING else handle.execute(data)
+                return (await result) if inspect.isawaitable(result) else result
+            try:
+                return await (method() if data is MISSING else method(data))
+            finally:
+                leave()
+
+        return call_async, closed
+
+    def call(data: Any = MISSING, /) -> Any:
+        enter(None)
+        if closed[0]:
+            leave()
+            return handle.execute() if data is MISSING else handle.execute(data)
+        try:
+            return method() if data is MISSING else method(data)
+        finally:
+            leave()
+
+    return call, closed
+
+
+def refusing(slot: SlotView) -> Callable[..., Any]:
+    """A callable for ``handle.execute`` that raises why the plugin cannot be called."""
+
+    def refuse(data: Any = MISSING, /) -> Any:
+        raise slot.refusal()
+
+    return refuse
+
+
+def no_execute(name: str) -> Callable[..., Any]:
+    """The method of a plugin without ``execute``: calling it says so."""
+
+    def refuse(data: Any = MISSING, /) -> Any:
+        raise PluginError(f"plugin {name!r} has no execute() method", plugin=name)
+
+    return refuse

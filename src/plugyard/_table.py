@@ -1,0 +1,323 @@
+"""The plugins a manager knows: one slot per name, found from the sources on demand.
+
+The table is the merged index of the registry, the installed entry points
+and the module entry points of one group. Listing reads it without changing
+it or importing anything; :meth:`Table.find` makes the slot of one plugin
+when a lifecycle operation first needs it, and :meth:`Table.closure`
+imports what a set of plugins needs through the loader. Changes are made
+under the manager's lifecycle lock; the slot and handle mappings are
+changed in place under a short lock of their own, which readers take to copy
+them, so reading never waits for a plugin's setup.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+
+import attrs
+
+from . import _loader
+from ._candidate import Candidate, CandidateKind
+from ._discovery import EntryPoint
+from ._events import PluginDiscovered
+from ._handles import PluginHandle
+from ._lifecycle import Lifecycle, Slot
+from ._metrics import GroupMetrics
+from ._model import PluginInfo, PluginState
+from ._policy import Gate
+from ._registry import Registry
+from ._sources import Installed, module_candidate, registered
+from .exceptions import PluginError, PluginNotFoundError
+
+
+class Table:
+    """The slots of one manager's plugins, and the sources they come from.
+
+    Args:
+        registry: The registry of the group.
+        lifecycle: Makes the slots and reports their changes.
+        gate: The trust gate the loader asks before any import.
+        metrics: The group's metrics, or ``None``.
+        entry_points: Whether installed entry points are read.
+        path: Where installed distributions are looked for.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        lifecycle: Lifecycle,
+        gate: Gate,
+        metrics: GroupMetrics | None,
+        *,
+        entry_points: bool,
+        path: Sequence[str] | None,
+    ) -> None:
+        self.registry = registry
+        self.group = registry.group
+        self.lifecycle = lifecycle
+        self.gate = gate
+        self.metrics = metrics
+        self._use_entry_points = entry_points
+        self._path = None if path is None else list(path)
+        self._data = threading.Lock()
+        #: Slots and handles by name; a call reads ``handles`` with no lock at all.
+        self.slots: dict[str, Slot] = {}
+        self.handles: dict[str, PluginHandle] = {}
+        #: Handles of slots a rescan dropped, given back if the name returns.
+        self.spare: dict[str, PluginHandle] = {}
+        self._installed: Installed | None = None
+        # Module entry points not imported yet; read with the installed ones.
+        self._pending: list[EntryPoint] | None = None
+        self._seen_generation = -1
+
+    def snapshot(self) -> dict[str, Slot]:
+        with self._data:
+            return dict(self.slots)
+
+    def installed(self) -> Installed:
+        installed = self._installed
+        if installed is None:
+            installed = Installed(self.group, self._path, enabled=self._use_entry_points)
+            self._installed = installed
+        return installed
+
+    def providers(self) -> list[EntryPoint]:
+        if self._pending is None:
+            self._pending = self.installed().pending_modules()
+        return self._pending
+
+    def listing(self, *, modules: bool, only: str | None = None) -> list[Candidate]:
+        """Candidates with their states now, from the slots and the sources; sorted."""
+        slots = self.snapshot() if only is None else {}
+        if only is not None and only in self.slots:
+            slots = {only: self.slots[only]}
+        installed = self.installed()
+        listed = {
+            (name, slot.candidate.kind): attrs.evolve(slot.candidate, state=slot.state)
+            for name, slot in slots.items()
+        }
+        names = installed.by_name if only is None else [only] if only in installed.by_name else []
+        for name in names:
+            if name not in slots:
+                state = PluginState.DISCOVERED
+                if installed.error(name) is not None:
+                    state = PluginState.FAILED
+                listed[name, CandidateKind.ENTRY_POINT] = attrs.evolve(
+                    installed.candidate(name), state=state
+                )
+        for info, target in self.registry.entries() if only is None else self._entry(only):
+            if info.name not in slots and info.name not in installed.by_name:
+                listed[info.name, CandidateKind.REGISTERED] = self._registered(info, target)[0]
+        if modules:
+            pending = self._pending if self._pending is not None else installed.pending_modules()
+            for ep in pending:
+                if ep.name not in slots:
+                    listed[ep.name, CandidateKind.MODULE] = module_candidate(ep)
+        return [listed[key] for key in sorted(listed)]
+
+    def _entry(self, name: str) -> list[tuple[PluginInfo, object]]:
+        if name in self.registry:
+            return [(self.registry.info(name), self.registry.target(name))]
+        return []
+
+    def _registered(self, info: PluginInfo, target: object) -> tuple[Candidate, PluginError | None]:
+        """A registered plugin's candidate, credited to the module entry point that made it.
+
+        Returns:
+            The candidate, and the error that fails it if it cannot be credited
+            (its target is then ``None``: it never starts).
+        """
+        candidate = registered(info, target)
+        installed = self.installed()
+        provider = installed.provider_of(info) if installed.modules else None
+        if provider is None:
+            return candidate, None
+        try:
+            return _loader.bind_registered(candidate, provider), None
+        except PluginError as error:
+            return attrs.evolve(candidate, target=None), error
+
+    def add_slot(self, candidate: Candidate) -> Slot:
+        name = candidate.name
+        handle = self.spare.pop(name, None) or PluginHandle(name, self.group)
+        slot = self.lifecycle.new_slot(candidate, handle)
+        with self._data:
+            self.slots[name] = slot
+            self.handles[name] = handle
+        self.lifecycle.emit(PluginDiscovered, slot)
+        return slot
+
+    def sync_registry(self) -> None:
+        """Give every registered plugin a slot, and take re-registered ones."""
+        generation = self.registry.generation
+        if generation == self._seen_generation:
+            return
+        installed = self.installed()
+        for info, target in self.registry.entries():
+            slot = self.slots.get(info.name)
+            if slot is None and info.name in installed.by_name:
+                # An installed plugin's own slot; the code registering the
+                # same name is reconciled (or a conflict) when it is imported.
+                self.find(info.name)
+                continue
+            if slot is not None and (
+                slot.candidate.kind is CandidateKind.ENTRY_POINT
+                or slot.state is PluginState.ACTIVE
+                or slot.candidate.target is target
+            ):
+                continue  # an installed plugin is reconciled when it is imported
+            candidate, error = self._registered(info, target)
+            if slot is None:
+                slot = self.add_slot(candidate)
+            else:
+                slot.candidate = candidate  # re-registered: the new one is used
+            slot.attempted = True
+            if error is not None:
+                self.lifecycle.transition(slot, PluginState.FAILED, error)
+        self._seen_generation = generation
+
+    def find(self, name: str) -> Slot | None:
+        """The slot of ``name``, made now if it is an installed or registered plugin.
+
+        Only that plugin's slot is made: a first call among many installed
+        plugins does not pay for the others.
+        """
+        slot = self.slots.get(name)
+        if slot is not None:
+            return slot
+        installed = self.installed()
+        if name in installed.by_name:
+            slot = self.add_slot(installed.candidate(name))
+            error = installed.error(name)
+            if error is not None:
+                slot.attempted = True
+                self.lifecycle.transition(slot, PluginState.FAILED, error)
+            return slot
+        self.sync_registry()
+        slot = self.slots.get(name)
+        if slot is None and self.providers():
+            self.import_providers()
+            slot = self.slots.get(name)
+        return slot
+
+    def find_all(self) -> None:
+        self.sync_registry()
+        if self.providers():
+            self.import_providers()
+        for name in self.installed().by_name:
+            self.find(name)
+
+    def require(self, name: str) -> Slot:
+        slot = self.find(name)
+        if slot is None:
+            raise PluginNotFoundError(name, self.group)
+        return slot
+
+    def import_providers(self) -> None:
+        """Import the module entry points, whose import registers plugins."""
+        pending, self._pending = self.providers(), []
+        for ep in pending:
+            try:
+                _loader.import_module(ep, self.gate)
+            except PluginError as error:  # noqa: PERF203 - each module entry point fails alone
+                if ep.name in self.slots:
+                    continue
+                slot = self.add_slot(module_candidate(ep))
+                slot.attempted = True
+                self.lifecycle.transition(slot, PluginState.FAILED, error)
+        self.sync_registry()
+
+    def materialize(self, slot: Slot) -> bool:
+        """Import an entry point's object and learn its dependencies; False if it failed."""
+        if slot.candidate.imported:
+            return True
+        if slot.attempted:
+            return False
+        slot.attempted = True
+        record = None if self.metrics is None else self.metrics.plugin(slot.name).record_import
+        try:
+            slot.candidate = _loader.load(slot.candidate, self.registry, self.gate, record)
+        except PluginError as error:
+            self.lifecycle.transition(slot, PluginState.FAILED, error)
+            return False
+        return True
+
+    def closure(self, names: list[str]) -> set[str]:
+        """``names`` and every dependency they reach that is not active, imported."""
+        seen: set[str] = set()
+        stack = list(names)
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            slot = self.find(name)
+            if slot is None or slot.state is PluginState.ACTIVE:
+                continue
+            seen.add(name)
+            if slot.candidate.kind is not CandidateKind.MODULE and self.materialize(slot):
+                stack.extend(dep.name for dep in slot.info.depends_on)
+        return seen
+
+    def errors(self) -> dict[str, BaseException]:
+        """The error of every failed plugin, including installed ones without a slot."""
+        slots = self.snapshot()
+        found: dict[str, BaseException] = {
+            name: slot.error
+            for name, slot in slots.items()
+            if slot.state is PluginState.FAILED and slot.error is not None
+        }
+        installed = self.installed()
+        for name in installed.by_name:
+            error = installed.error(name) if name not in slots else None
+            if error is not None:
+                found[name] = error
+        return {name: found[name] for name in sorted(found)}
+
+    def drop_idle(self) -> None:
+        """Forget the installed plugins that are not active, and read the sources again.
+
+        A dropped plugin that is still installed gets a new slot with the same
+        handle; the handle of one that is gone raises :class:`PluginNotFoundError`.
+        """
+        idle = (PluginState.DISCOVERED, PluginState.FAILED, PluginState.UNLOADED)
+        dropped = [
+            slot
+            for slot in self.slots.values()
+            if slot.candidate.kind is not CandidateKind.REGISTERED and slot.state in idle
+        ]
+        with self._data:
+            for slot in dropped:
+                del self.slots[slot.name]
+                del self.handles[slot.name]
+        for slot in dropped:
+            slot.handle._attach(None)
+            self.spare[slot.name] = slot.handle
+        self._installed = self._pending = None
+        installed = self.installed()
+        for slot in dropped:
+            if slot.name in installed.by_name:
+                self.find(slot.name)
+
+    def known(self) -> Known:
+        """What the resolver may look up: the info of every plugin with a slot."""
+        return Known(self.slots)
+
+
+class Known(Mapping[str, PluginInfo]):
+    """The info of every plugin with a slot, read where it stands (module entry points left out)."""
+
+    def __init__(self, slots: Mapping[str, Slot]) -> None:
+        self._slots = slots
+
+    def __getitem__(self, name: str) -> PluginInfo:
+        slot = self._slots[name]
+        if slot.candidate.kind is CandidateKind.MODULE:
+            raise KeyError(name)
+        return slot.info
+
+    def __iter__(self) -> Iterator[str]:
+        return (n for n, s in self._slots.items() if s.candidate.kind is not CandidateKind.MODULE)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
