@@ -25,7 +25,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import CodeType, ModuleType, TracebackType
+from types import CodeType, ModuleType
 
 import attrs
 
@@ -379,12 +379,7 @@ class VerifiedImporter(importlib.abc.MetaPathFinder):
         self.install()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.uninstall()
 
     def find_spec(
