@@ -52,3 +52,10 @@ def test_import_leaves_out_what_only_some_features_need() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_every_exception_is_importable_from_the_top_level() -> None:
+    """Users write ``except plugyard.PluginError``; every error is there, the same class."""
+    for name in plugyard.exceptions.__all__:
+        assert getattr(plugyard, name) is getattr(plugyard.exceptions, name), name
+        assert name in plugyard.__all__
