@@ -237,7 +237,7 @@ def test_the_sync_api_refuses_an_async_setup_and_aload_starts_it_later(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         # The refusal names the async call that does the same: aload, or aexecute.
-        with pytest.raises(PluginError, match="aload|aexecute") as exc:
+        with pytest.raises(PluginError, match=r"aload|aexecute") as exc:
             start(manager)
         gc.collect()
     assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []

@@ -279,3 +279,36 @@ def test_no_call_reaches_an_instance_after_its_teardown(
     assert churn.after_teardown == []
     assert churn.inside_at_teardown == [0] * 30
     assert manager.states()["churn"] is PluginState.ACTIVE
+
+
+def test_an_interrupt_while_waiting_reopens_the_plugin(registry: Registry) -> None:
+    """Ctrl-C during the wait of an unload leaves the plugin active and callable."""
+    inside, release = threading.Event(), threading.Event()
+
+    @registry.register(name="slow")
+    class Slow:
+        def execute(self, data: object) -> object:
+            if data == "block":
+                inside.set()
+                release.wait(5)
+            return data
+
+    manager = PluginManager(registry)
+    handle = manager.get("slow")
+    caller = threading.Thread(target=handle.execute, args=("block",))
+    caller.start()
+    assert inside.wait(5)
+    interrupts = iter([KeyboardInterrupt()])
+
+    def sleep_then_interrupt(seconds: float) -> None:
+        raise next(interrupts)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("plugyard._lifecycle.time.sleep", sleep_then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            manager.unload("slow")
+    release.set()
+    caller.join(5)
+    assert manager.states()["slow"] is PluginState.ACTIVE
+    assert handle.execute("after") == "after"
+    manager.shutdown()

@@ -340,15 +340,19 @@ class Lifecycle:
         self.close(slots)
         deadline = time.monotonic() + timeout
         pause = 0.0005
-        while True:
-            busy = next((slot for slot in slots if slot.calls), None)
-            if busy is None:
-                return
-            if time.monotonic() >= deadline:
-                self.reopen(slots)
-                raise PluginBusyError(busy.name, len(busy.calls), timeout)
-            time.sleep(pause)
-            pause = min(pause * 2, 0.01)
+        try:
+            while True:
+                busy = next((slot for slot in slots if slot.calls), None)
+                if busy is None:
+                    return
+                if time.monotonic() >= deadline:
+                    raise PluginBusyError(busy.name, len(busy.calls), timeout)
+                time.sleep(pause)
+                pause = min(pause * 2, 0.01)
+        except BaseException:
+            # Given up, or interrupted (Ctrl-C while waiting): nothing is torn down.
+            self.reopen(slots)
+            raise
 
     def teardown(self, slots: Iterable[Slot], invoke: Invoker) -> None:
         """Tear down ``slots`` in the order given, each even if another raised.
