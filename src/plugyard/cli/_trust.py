@@ -11,10 +11,9 @@ import os
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._discovery import entry_points
-from .cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _err
-from .exceptions import InvalidKeyError, InvalidWheelError
-from .trust import (
+from .._discovery import entry_points
+from ..exceptions import InvalidKeyError, InvalidWheelError
+from ..trust import (
     Keyring,
     VerificationResult,
     generate_key,
@@ -25,6 +24,7 @@ from .trust import (
     verify_distribution,
     verify_wheel,
 )
+from ._app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, err
 
 
 def _passphrase(args: argparse.Namespace) -> str | None:
@@ -42,7 +42,7 @@ def keygen(args: argparse.Namespace, out: TextIO) -> int:
     try:
         private, public = generate_key(args.out, args.key_name, passphrase=_passphrase(args))
     except (FileExistsError, InvalidKeyError) as exc:
-        _err(str(exc))
+        err(str(exc))
         return EXIT_USAGE
     out.write(f"private key: {private}  (keep it secret; mode 0600)\n")
     out.write(f"public key:  {public}  (give it to verifiers)\n")
@@ -59,10 +59,10 @@ def sign(args: argparse.Namespace, out: TextIO) -> int:
         signed = sign_wheel(args.wheel, key, args.out)
     except InvalidWheelError as exc:
         for problem in exc.problems:
-            _err(f"{args.wheel.name}: {problem.kind}: {problem}")
+            err(f"{args.wheel.name}: {problem.kind}: {problem}")
         return EXIT_FAILED
     except (OSError, InvalidKeyError) as exc:
-        _err(str(exc))
+        err(str(exc))
         return EXIT_USAGE
     out.write(f"signed {signed} with key {key_id(key.public_key())}\n")
     return EXIT_OK
@@ -117,11 +117,11 @@ def verify(args: argparse.Namespace, out: TextIO) -> int:
     try:
         keyring = _keyring(args)
     except (OSError, InvalidKeyError) as exc:
-        _err(str(exc))
+        err(str(exc))
         return EXIT_USAGE
     targets = _targets(args)
     if not targets:
-        _err(f"no installed distribution declares entry points in group {args.group!r}")
+        err(f"no installed distribution declares entry points in group {args.group!r}")
         return EXIT_FAILED
     results = [_verify_one(target, keyring) for target in targets]
     if args.json:
@@ -135,5 +135,5 @@ def verify(args: argparse.Namespace, out: TextIO) -> int:
             detail = ""
             if problem.expected is not None or problem.actual is not None:
                 detail = f" (expected {problem.expected}, actual {problem.actual})"
-            _err(f"{label}: {problem.kind}: {problem}{detail}")
+            err(f"{label}: {problem.kind}: {problem}{detail}")
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
