@@ -1,8 +1,9 @@
 """The ``plugyard`` command: list, inspect, graph and run plugins; make keys, sign, verify.
 
-Exit codes: 0 success, 1 a plugin failed, 2 a usage error. Errors go to
-stderr, one line each, naming the plugin. ``--json`` output is documented in
-the CLI reference and kept stable.
+Every failure is one line on stderr, ``plugyard: ...``, and an exit code: 0
+success, 1 a plugin failed, 2 a usage error, 3 the output could not be
+written, 4 an internal error, 130 interrupted. ``PLUGYARD_DEBUG=1`` adds the
+tracebacks. ``--json`` output is documented in the CLI reference and kept stable.
 """
 
 from ._app import main

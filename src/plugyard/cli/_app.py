@@ -1,26 +1,219 @@
-"""The parser, the dispatch to each command, the exit codes and the error printer."""
+"""The parser, the dispatch to each command, the exit codes and the error printer.
+
+Every failure is one line on standard error, starting ``plugyard: ``, and
+ends the command with one of the exit codes below; no traceback is printed
+unless ``PLUGYARD_DEBUG`` is set. Log records and warnings that plugyard or a
+plugin emits while a command runs are one line each too.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import logging
 import os
+import re
+import stat
 import sys
-from collections.abc import Sequence
+import traceback
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from .. import PluginManager
+from ..exceptions import PluginError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
+#: Success.
+EXIT_OK = 0
+#: A plugin failed, a verification failed, or a config was rejected.
+EXIT_FAILED = 1
+#: The command line cannot be run as given.
+EXIT_USAGE = 2
+#: Standard output could not be written: closed, a broken pipe, a full disk.
+EXIT_OUTPUT = 3
+#: A bug in plugyard: an exception nothing expected.
+EXIT_INTERNAL = 4
+#: Interrupted (Ctrl-C): 128 + SIGINT, as a shell reports it.
+EXIT_INTERRUPTED = 130
+
 GROUP_ENV = "PLUGYARD_GROUP"
 CONFIG_ENV = "PLUGYARD_CONFIG_DIR"
+DEBUG_ENV = "PLUGYARD_DEBUG"
 #: How ``config get`` shows bytes and ``config set`` reads them: the prefix, then base64.
 BYTES_PREFIX = "base64:"
+
+_EPILOG = (
+    f"Exit codes: {EXIT_OK} success, {EXIT_FAILED} a plugin failed, {EXIT_USAGE} a usage "
+    f"error, {EXIT_OUTPUT} the output could not be written, {EXIT_INTERNAL} an internal "
+    f"error, {EXIT_INTERRUPTED} interrupted. Set {DEBUG_ENV}=1 to see tracebacks."
+)
+
+# The rule plugyard applies to plugin and group names, matched in full: a name
+# that ends with a newline is refused too, since it becomes a directory name
+# under the config store and part of one-line messages.
+_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+_NAME_RULE = "ASCII letters, digits, '.', '_' and '-', starting and ending with a letter or digit"
+
+# What would break a message over several lines (everything str.splitlines()
+# splits on) or move the terminal's cursor, shown escaped instead.
+_ESCAPES = {
+    code: ascii(chr(code))[1:-1]
+    for code in [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029]
+    if code != 0x09
+}
+
+
+class UsageError(Exception):
+    """The command line cannot be run as given; the message says why."""
+
+
+class OutputError(Exception):
+    """Standard output could not be written; the message says why."""
+
+
+def debug() -> bool:
+    """Whether ``PLUGYARD_DEBUG`` asks for tracebacks."""
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def err(message: str, error: BaseException | None = None) -> None:
+    """Print ``plugyard: message`` as one line on stderr.
+
+    With ``PLUGYARD_DEBUG`` set, the traceback of ``error`` comes first.
+    """
+    stream = sys.stderr
+    if stream is None:  # no stderr at all (pythonw, or closed before start)
+        return
+    # Nowhere is left to report a failure to write stderr itself.
+    with contextlib.suppress(OSError, ValueError):
+        if error is not None and debug():
+            traceback.print_exception(error, file=stream)
+        stream.write(f"plugyard: {message.translate(_ESCAPES)}\n")
+        stream.flush()
+
+
+def error_line(name: str, error: BaseException) -> str:
+    """``NAME: ErrorType: message``, the shape of a plugin's error line."""
+    return f"{name}: {type(error).__name__}: {error}"
+
+
+def report(name: str, error: BaseException) -> None:
+    """Print the error line of plugin ``name`` (with its traceback under ``PLUGYARD_DEBUG``)."""
+    err(error_line(name, error), error)
+
+
+class Output:
+    """Standard output as the commands write it: a write that fails raises :class:`OutputError`.
+
+    Failures to write are told apart from every other ``OSError`` this way,
+    and reported with their own exit code.
+    """
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self._stream = stream
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[TextIO]:
+        if self._stream is None:
+            raise OutputError("standard output is closed")
+        try:
+            yield self._stream
+        except (OSError, ValueError) as exc:  # ValueError: the file object was closed
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise OutputError(reason) from exc
+
+    def write(self, text: str) -> int:
+        """Write ``text``; return how many characters were written."""
+        with self._writing() as stream:
+            return stream.write(text)
+
+    def flush(self) -> None:
+        """Push what is buffered to the file, where a full disk or a closed pipe shows."""
+        with self._writing() as stream:
+            stream.flush()
+
+
+class _LogLines(logging.Handler):
+    """Log records as one error line each, while a command runs.
+
+    A record that carries a :class:`PluginError` is a failure the command
+    reports itself, in its own line, so it is left out rather than said twice.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if any(isinstance(arg, PluginError) for arg in args):
+            return
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed logging call in a plugin
+            message = str(record.msg)
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None:
+            message = f"{message}: {type(error).__name__}: {error}"
+        err(f"{record.levelname.lower()}: {message}", error)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        """Drop the record: logging's own report would be a traceback."""
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    err(f"warning: {category.__name__}: {message}")
+
+
+@contextlib.contextmanager
+def _one_line_streams() -> Iterator[None]:
+    """For the command's duration: streams that escape what they cannot encode; one-line logs.
+
+    Text the streams' encoding cannot carry (an ``é`` under ``LC_ALL=C`` or
+    ``PYTHONIOENCODING=ascii``) is written as a backslash escape instead of
+    failing the command. Log records and warnings become one line each.
+    """
+    restore: list[tuple[io.TextIOWrapper, str | None]] = []
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors != "backslashreplace":
+            errors = stream.errors
+            with contextlib.suppress(OSError, ValueError):
+                stream.reconfigure(errors="backslashreplace")
+                restore.append((stream, errors))
+    handler = _LogLines()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    shown, warnings.showwarning = warnings.showwarning, _show_warning
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+        root.removeHandler(handler)
+        for stream, errors in restore:
+            with contextlib.suppress(OSError, ValueError):
+                stream.reconfigure(errors=errors)
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"plugyard: error: {message}\n")
+        err(f"error: {message}")
+        raise SystemExit(EXIT_USAGE)
+
+    def print_help(self, file: SupportsWrite[str] | None = None) -> None:
+        if file is not None:
+            super().print_help(file)
+        else:  # --help: argparse would drop a failed write silently and exit 0
+            Output(sys.stdout).write(self.format_help())
 
 
 def _common(sub: argparse.ArgumentParser, *, config_dir: bool = False) -> None:
@@ -42,6 +235,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="plugyard",
         description="List, inspect, graph and run plugins.",
+        epilog=_EPILOG,
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -114,49 +308,112 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
-    args = _parser().parse_args(argv)
+    """Run the command line; return the exit code.
+
+    Every failure is reported as one line on stderr and turned into an exit
+    code; nothing is raised, not even for ``--help`` or a usage error.
+    """
+    with _one_line_streams():
+        out = Output(sys.stdout)
+        code = _main(argv, out)
+        if code != EXIT_OUTPUT:  # else reported already
+            try:
+                out.flush()
+            except OutputError as exc:
+                code = _output_failed(exc)
+    return code
+
+
+def _main(argv: Sequence[str] | None, out: Output) -> int:
     try:
-        if args.command in ("keygen", "sign", "verify"):
-            # Only these need cryptography: imported when used.
-            from . import _trust
-
-            handlers = {"keygen": _trust.keygen, "sign": _trust.sign}
-            if args.command in handlers:
-                return handlers[args.command](args, sys.stdout)
-            if args.target is None and not args.group:
-                err(f"verify needs a wheel, a distribution, or --group (or ${GROUP_ENV})")
-                return EXIT_USAGE
-            return _trust.verify(args, sys.stdout)
-        if not args.group:
-            err(f"no group: pass --group or set ${GROUP_ENV}")
-            return EXIT_USAGE
-        if args.command in ("config", "enable", "disable"):
-            from ._config import configure
-
-            return configure(args, sys.stdout)
-        from . import _plugins
-
-        handler = {
-            "list": _plugins.list_plugins,
-            "inspect": _plugins.inspect,
-            "graph": _plugins.graph,
-            "run": _plugins.run,
-        }[args.command]
-        config = getattr(args, "config_dir", None)
-        with PluginManager(group=args.group, config=config) as manager:
-            return handler(manager, args, sys.stdout)
-    except BrokenPipeError:
-        # The reader (head, less) went away: not an error of ours.
-        sys.stdout = Path(os.devnull).open("w")  # noqa: SIM115 - replaces a closed stdout
-        return EXIT_OK
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already reported
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except OutputError as exc:  # writing --help
+        return _output_failed(exc)
+    try:
+        return _dispatch(args, out)
+    except UsageError as exc:
+        err(str(exc))
+        return EXIT_USAGE
+    except OutputError as exc:
+        return _output_failed(exc)
+    except PluginError as exc:  # one no command expected: about no plugin, or its store
+        err(f"{type(exc).__name__}: {exc}", exc)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        err("interrupted")
+        return EXIT_INTERRUPTED
+    except SystemExit as exc:  # only plugin code runs here that could raise it
+        name = getattr(args, "name", None)
+        err(f"{name + ': ' if name else ''}a plugin called sys.exit({exc.code!r})", exc)
+        return EXIT_FAILED
+    except BaseException as exc:
+        hint = "" if debug() else f"; run with {DEBUG_ENV}=1 for the traceback"
+        err(f"internal error: {type(exc).__name__}: {exc}{hint}", exc)
+        return EXIT_INTERNAL
 
 
-def err(message: str) -> None:
-    """Print one error line on stderr."""
-    print(f"plugyard: {message}", file=sys.stderr)
+def _output_failed(error: OutputError) -> int:
+    err(f"cannot write the output: {error}")
+    # What could not be written stays buffered, and Python flushes it again
+    # at exit, which would fail again ("Exception ignored ..."): point the
+    # file descriptor at devnull, as the Python docs on SIGPIPE do.
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_OUTPUT
 
 
-def error_line(name: str, error: BaseException) -> str:
-    """``NAME: ErrorType: message``, the shape of a plugin's error line."""
-    return f"{name}: {type(error).__name__}: {error}"
+def _dispatch(args: argparse.Namespace, out: Output) -> int:
+    command = args.command
+    if command in ("keygen", "sign", "verify"):
+        # Only these need cryptography: imported when used.
+        from . import _trust
+
+        if command == "verify" and args.target is None:
+            _check_group(
+                args, f"verify needs a wheel, a distribution, or --group (or ${GROUP_ENV})"
+            )
+        handlers = {"keygen": _trust.keygen, "sign": _trust.sign, "verify": _trust.verify}
+        return handlers[command](args, out)
+    _check_group(args, f"no group: pass --group or set ${GROUP_ENV}")
+    if getattr(args, "config_dir", None):
+        _check_config_dir(args.config_dir)
+    if getattr(args, "name", None) is not None and not _NAME.fullmatch(args.name):
+        raise UsageError(f"invalid plugin name {args.name!r}: a plugin name is {_NAME_RULE}")
+    if command in ("config", "enable", "disable"):
+        from ._config import configure
+
+        return configure(args, out)
+    from . import _plugins
+
+    return _plugins.run_command(args, out)
+
+
+def _check_group(args: argparse.Namespace, missing: str) -> None:
+    group = args.group
+    if not group:
+        raise UsageError(missing)
+    if not _NAME.fullmatch(group):
+        raise UsageError(f"invalid group name {group!r}: a group name is {_NAME_RULE}")
+
+
+def _check_config_dir(directory: str) -> None:
+    """Refuse a config directory that cannot be one, before any plugin is touched.
+
+    A directory that does not exist yet is fine: it is created on the first save.
+    """
+    try:
+        mode = Path(directory).stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:  # a file on the way, a symlink loop, no permission
+        raise UsageError(
+            f"cannot use config directory {directory!r}: {exc.strerror or exc}"
+        ) from None
+    if not stat.S_ISDIR(mode):
+        raise UsageError(f"cannot use config directory {directory!r}: Not a directory")
+    if not os.access(directory, os.R_OK | os.X_OK):
+        raise UsageError(f"cannot use config directory {directory!r}: Permission denied")

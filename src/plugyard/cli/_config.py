@@ -7,12 +7,12 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import Any
 
 from .. import PluginManager
 from .._configstore import unstructure
 from ..exceptions import PluginError
-from ._app import BYTES_PREFIX, CONFIG_ENV, EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, error_line
+from ._app import BYTES_PREFIX, CONFIG_ENV, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Output, err, report
 
 
 def _plain(config: Any) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def _from_json(value: Any) -> Any:
     return value
 
 
-def configure(args: argparse.Namespace, out: TextIO) -> int:
+def configure(args: argparse.Namespace, out: Output) -> int:
     if not args.config_dir:
         err(f"no config directory: pass --config-dir or set ${CONFIG_ENV}")
         return EXIT_USAGE
@@ -72,6 +72,6 @@ def configure(args: argparse.Namespace, out: TextIO) -> int:
                 shown = config if args.key is None else config[args.key]
                 out.write(json.dumps(_to_json(shown), indent=2, sort_keys=True) + "\n")
         except PluginError as exc:
-            err(error_line(args.name, exc))
+            report(args.name, exc)
             return EXIT_FAILED
     return EXIT_OK

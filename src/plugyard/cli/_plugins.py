@@ -5,11 +5,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-from typing import Any, TextIO
+from typing import Any
 
 from .. import Candidate, PluginInfo, PluginManager, PluginState
 from ..exceptions import PluginError
-from ._app import EXIT_FAILED, EXIT_OK, err, error_line
+from ._app import EXIT_FAILED, EXIT_OK, Output, err, report
+
+
+def run_command(args: argparse.Namespace, out: Output) -> int:
+    """Run ``list``, ``inspect``, ``graph`` or ``run`` with a manager of the group."""
+    handler = {"list": list_plugins, "inspect": inspect, "graph": graph, "run": run}[args.command]
+    with PluginManager(group=args.group, config=args.config_dir or None) as manager:
+        return handler(manager, args, out)
 
 
 def _candidate_json(candidate: Candidate) -> dict[str, Any]:
@@ -24,7 +31,7 @@ def _candidate_json(candidate: Candidate) -> dict[str, Any]:
     }
 
 
-def list_plugins(manager: PluginManager, args: argparse.Namespace, out: TextIO) -> int:
+def list_plugins(manager: PluginManager, args: argparse.Namespace, out: Output) -> int:
     candidates = manager.candidates()
     if args.json:
         json.dump(
@@ -50,7 +57,7 @@ def list_plugins(manager: PluginManager, args: argparse.Namespace, out: TextIO) 
             out.write("\n")
     errors = manager.errors()
     for name, error in errors.items():
-        err(error_line(name, error))
+        report(name, error)
     return EXIT_FAILED if errors else EXIT_OK
 
 
@@ -71,13 +78,13 @@ def _info_json(info: PluginInfo, state: PluginState, error: BaseException | None
     }
 
 
-def inspect(manager: PluginManager, args: argparse.Namespace, out: TextIO) -> int:
+def inspect(manager: PluginManager, args: argparse.Namespace, out: Output) -> int:
     name = args.name
     try:
         manager.load(name)
     except PluginError as exc:
         if exc.plugin is None or name not in manager.states():
-            err(error_line(name, exc))
+            report(name, exc)
             return EXIT_FAILED
     info = manager.info(name)
     state = manager.states()[name]
@@ -103,12 +110,12 @@ def inspect(manager: PluginManager, args: argparse.Namespace, out: TextIO) -> in
         ]:
             out.write(f"{label + ':':<14}{value}\n")
     if error is not None:
-        err(error_line(name, error))
+        report(name, error)
         return EXIT_FAILED
     return EXIT_OK
 
 
-def graph(manager: PluginManager, args: argparse.Namespace, out: TextIO) -> int:
+def graph(manager: PluginManager, args: argparse.Namespace, out: Output) -> int:
     plan = manager.plan()
     states = manager.states()
     infos = {name: manager.info(name) for name in states}
@@ -167,7 +174,7 @@ def graph(manager: PluginManager, args: argparse.Namespace, out: TextIO) -> int:
             for name in sorted(failed):
                 out.write(f"  {name}: {failed[name]}\n")
     for name in sorted(failed):
-        err(error_line(name, failed[name]))
+        report(name, failed[name])
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -178,22 +185,43 @@ def _names(error: BaseException, dep: str) -> bool:
     )
 
 
-def run(manager: PluginManager, args: argparse.Namespace, out: TextIO) -> int:
+def run(manager: PluginManager, args: argparse.Namespace, out: Output) -> int:
+    name = args.name
     data: Any = args.data
     if data is not None and not args.raw:
         with contextlib.suppress(ValueError):  # not JSON: DATA is the string itself
             data = json.loads(data)
     try:
-        handle = manager.load(args.name)
-        result = handle.execute(data)
+        handle = manager.load(name)
     except PluginError as exc:
-        err(error_line(args.name, exc))
+        report(name, exc)
         return EXIT_FAILED
-    except Exception as exc:
-        err(f"{args.name}: execute() raised {type(exc).__name__}: {exc}")
+    except SystemExit as exc:  # from a setup(): the plugin's failure, not a reason to stop
+        err(f"{name}: loading it called sys.exit({exc.code!r})", exc)
         return EXIT_FAILED
     try:
-        out.write(json.dumps(result) + "\n")
-    except (TypeError, ValueError):
-        out.write(f"{result!r}\n")
+        result = handle.execute(data)
+    except PluginError as exc:
+        report(name, exc)
+        return EXIT_FAILED
+    except SystemExit as exc:
+        err(f"{name}: execute() called sys.exit({exc.code!r})", exc)
+        return EXIT_FAILED
+    except Exception as exc:
+        err(f"{name}: execute() raised {type(exc).__name__}: {exc}", exc)
+        return EXIT_FAILED
+    try:
+        shown = _shown(result)
+    except Exception as exc:  # the result's own __repr__ raised
+        err(f"{name}: its result cannot be shown: {type(exc).__name__}: {exc}", exc)
+        return EXIT_FAILED
+    out.write(shown + "\n")
     return EXIT_OK
+
+
+def _shown(result: Any) -> str:
+    """The result as JSON when it can be, else its ``repr``."""
+    try:
+        return json.dumps(result)
+    except (TypeError, ValueError, RecursionError):
+        return repr(result)

@@ -9,7 +9,7 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from .._discovery import entry_points
 from ..exceptions import InvalidKeyError, InvalidWheelError
@@ -24,7 +24,7 @@ from ..trust import (
     verify_distribution,
     verify_wheel,
 )
-from ._app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, err
+from ._app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Output, err
 
 
 def _passphrase(args: argparse.Namespace) -> str | None:
@@ -37,12 +37,15 @@ def _passphrase(args: argparse.Namespace) -> str | None:
     return value
 
 
-def keygen(args: argparse.Namespace, out: TextIO) -> int:
+def keygen(args: argparse.Namespace, out: Output) -> int:
     """Create a key pair; refuse to overwrite."""
     try:
         private, public = generate_key(args.out, args.key_name, passphrase=_passphrase(args))
-    except (FileExistsError, InvalidKeyError) as exc:
-        err(str(exc))
+    except (FileExistsError, InvalidKeyError) as exc:  # refusing to overwrite, or no passphrase
+        err(str(exc), exc)
+        return EXIT_USAGE
+    except OSError as exc:
+        err(f"cannot write a key pair in {str(args.out)!r}: {exc.strerror or exc}", exc)
         return EXIT_USAGE
     out.write(f"private key: {private}  (keep it secret; mode 0600)\n")
     out.write(f"public key:  {public}  (give it to verifiers)\n")
@@ -50,7 +53,7 @@ def keygen(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def sign(args: argparse.Namespace, out: TextIO) -> int:
+def sign(args: argparse.Namespace, out: Output) -> int:
     """Sign one wheel."""
     try:
         key = load_private_key(args.key, _passphrase(args))
@@ -112,7 +115,7 @@ def _result_json(result: VerificationResult) -> dict[str, Any]:
     }
 
 
-def verify(args: argparse.Namespace, out: TextIO) -> int:
+def verify(args: argparse.Namespace, out: Output) -> int:
     """Verify each target; one line per problem on stderr."""
     try:
         keyring = _keyring(args)
