@@ -8,10 +8,12 @@ import json
 import os
 import subprocess
 import sys
+import typing
 import warnings
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from plugyard import ConfigStore, PluginContext, PluginManager, register
@@ -725,3 +727,154 @@ def test_plugyard_debug_shows_an_internal_error_traceback_from_outside() -> None
     assert loud.stderr.startswith("Traceback (most recent call last):")
     assert ", in candidates\nRuntimeError: a bug\n" in loud.stderr
     assert loud.stderr.splitlines()[-1] == "plugyard: internal error: RuntimeError: a bug"
+
+
+# -- config set: validated by the plugin before anything is saved ---------------
+
+
+@attrs.frozen
+class ServerConfig:
+    port: int = 8080
+    host: str = "localhost"
+
+
+@pytest.fixture(name="server")
+def fixture_server(configured: str) -> str:
+    """A plugin with a ``config_type`` whose ``configure()`` refuses ports below 1024."""
+
+    @register(group=configured, name="server")
+    class Server:
+        config_type = ServerConfig
+
+        def setup(self, ctx: PluginContext) -> None:
+            self.config = typing.cast("ServerConfig", ctx.config)
+
+        def configure(self, config: ServerConfig) -> None:
+            if config.port < 1024:
+                raise ValueError(f"port {config.port} needs root; use 1024 or above")
+            self.config = config
+
+        def execute(self, data: object) -> object:
+            return attrs.asdict(self.config)
+
+    @register(group=configured, name="crashes")
+    class Crashes:
+        config_type = ServerConfig
+
+        def setup(self, ctx: PluginContext) -> None:
+            raise RuntimeError("no socket")
+
+    return configured
+
+
+def stored(group: str, name: str) -> Path:
+    return Path(os.environ["PLUGYARD_CONFIG_DIR"]) / group / f"{name}.msgpack"
+
+
+def test_config_set_saves_what_the_plugin_accepts(
+    capsys: pytest.CaptureFixture[str], server: str
+) -> None:
+    assert run(capsys, "config", "set", "server", "port", "9000", "--group", server) == (0, "", "")
+    code, out, _ = run(capsys, "config", "get", "server", "--group", server)
+    assert (code, json.loads(out)) == (0, {"host": "localhost", "port": 9000})
+    code, out, _ = run(capsys, "run", "server", "--group", server)
+    assert (code, json.loads(out)) == (0, {"host": "localhost", "port": 9000})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("port", "80", ": the plugin rejected it: port 80 needs root; use 1024 or above"),
+        ("port", '"high"', ", field 'port': expected int, got str 'high'"),
+        (
+            "colour",
+            '"red"',
+            ", field 'colour': unknown field 'colour'; ServerConfig has 'port', 'host'",
+        ),
+    ],
+)
+def test_config_set_refused_leaves_the_file_byte_for_byte(
+    capsys: pytest.CaptureFixture[str], server: str, key: str, value: str, reason: str
+) -> None:
+    assert (
+        run(capsys, "config", "set", "server", "host", '"example.org"', "--group", server)[0] == 0
+    )
+    before = stored(server, "server").read_bytes()
+    code, out, err = run(capsys, "config", "set", "server", key, value, "--group", server)
+    assert (code, out) == (1, "")
+    assert only_line(err) == (
+        f"plugyard: server: config not saved: ConfigError: config of plugin 'server'{reason}"
+    )
+    assert stored(server, "server").read_bytes() == before
+
+
+def test_config_set_refused_creates_no_file(
+    capsys: pytest.CaptureFixture[str], server: str
+) -> None:
+    code, _, err = run(capsys, "config", "set", "server", "port", "22", "--group", server)
+    assert code == 1
+    assert only_line(err).startswith("plugyard: server: config not saved: ConfigError:")
+    assert not stored(server, "server").exists()
+
+
+def test_config_set_of_a_plugin_that_cannot_load_saves_nothing(
+    capsys: pytest.CaptureFixture[str], server: str
+) -> None:
+    code, _, err = run(capsys, "config", "set", "crashes", "port", "2000", "--group", server)
+    assert code == 1
+    assert only_line(err) == (
+        "plugyard: crashes: config not saved: cannot load the plugin: PluginSetupError: "
+        "plugin 'crashes' failed in setup(): RuntimeError: no socket"
+    )
+    assert not stored(server, "crashes").exists()
+    assert run(capsys, "disable", "server", "--group", server)[0] == 0
+    code, _, err = run(capsys, "config", "set", "server", "port", "2000", "--group", server)
+    assert code == 1
+    assert only_line(err) == (
+        "plugyard: server: config not saved: cannot load the plugin: PluginNotActiveError: "
+        "plugin 'server' is disabled; enable('server') to load it"
+    )
+    assert not stored(server, "server").exists()
+
+
+@pytest.mark.slow
+def test_config_set_refused_from_outside(tmp_path: Path) -> None:
+    """The same check when plugyard runs as a command, on an installed plugin."""
+    site = tmp_path / "site"
+    write_distribution(
+        site,
+        "limits",
+        entry_points={"tests.limits": {"limit": "cli_limit:Limit"}},
+        files={"cli_limit.py": LIMIT_PLUGIN},
+    )
+    config = tmp_path / "config"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGYARD_")}
+    env.update(PYTHONPATH=str(site), PLUGYARD_CONFIG_DIR=str(config), PLUGYARD_GROUP="tests.limits")
+    assert plugyard("config", "set", "limit", "most", "5", env=env).returncode == 0
+    before = (config / "tests.limits" / "limit.msgpack").read_bytes()
+    done = plugyard("config", "set", "limit", "most", "500", env=env)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert only_line(done.stderr) == (
+        "plugyard: limit: config not saved: ConfigError: config of plugin 'limit': "
+        "the plugin rejected it: at most 100"
+    )
+    assert (config / "tests.limits" / "limit.msgpack").read_bytes() == before
+    assert json.loads(plugyard("config", "get", "limit", env=env).stdout) == {"most": 5}
+
+
+LIMIT_PLUGIN = """
+import attrs
+
+
+@attrs.frozen
+class LimitConfig:
+    most: int = 10
+
+
+class Limit:
+    config_type = LimitConfig
+
+    def configure(self, config):
+        if config.most > 100:
+            raise ValueError("at most 100")
+"""

@@ -12,7 +12,16 @@ from typing import Any
 from .. import PluginManager
 from .._configstore import unstructure
 from ..exceptions import PluginError
-from ._app import BYTES_PREFIX, CONFIG_ENV, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Output, err, report
+from ._app import (
+    BYTES_PREFIX,
+    CONFIG_ENV,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Output,
+    err,
+    report,
+)
 
 
 def _plain(config: Any) -> dict[str, Any]:
@@ -44,6 +53,7 @@ def _from_json(value: Any) -> Any:
 
 
 def configure(args: argparse.Namespace, out: Output) -> int:
+    """Run ``config get``, ``config set``, ``enable`` or ``disable``."""
     if not args.config_dir:
         err(f"no config directory: pass --config-dir or set ${CONFIG_ENV}")
         return EXIT_USAGE
@@ -55,15 +65,13 @@ def configure(args: argparse.Namespace, out: Output) -> int:
             err(f"{args.name}: VALUE is not a JSON literal (or bad base64): {exc}")
             return EXIT_USAGE
     with PluginManager(group=args.group, config=args.config_dir) as manager:
+        if action == "set":
+            return _set(manager, args.name, args.key, value)
         try:
             if action == "enable":
                 manager.enable(args.name)
             elif action == "disable":
                 manager.disable(args.name)
-            elif action == "set":
-                current = dict(_plain(manager.config(args.name)))
-                current[args.key] = value
-                manager.configure(args.name, current)
             else:
                 config = _plain(manager.config(args.name))
                 if args.key is not None and args.key not in config:
@@ -74,4 +82,27 @@ def configure(args: argparse.Namespace, out: Output) -> int:
         except PluginError as exc:
             report(args.name, exc)
             return EXIT_FAILED
+    return EXIT_OK
+
+
+def _set(manager: PluginManager, name: str, key: str, value: Any) -> int:
+    """Change one key of plugin ``name``'s config, saved only if the plugin accepts it.
+
+    The plugin is loaded first, set up with the config it has now, so that
+    :meth:`PluginManager.configure` validates the new one into its
+    ``config_type`` and hands it to its own ``configure`` check; the store
+    is written only when both pass. The caller's ``with`` shuts it down.
+    """
+    try:
+        manager.load(name)
+    except PluginError as exc:
+        err(f"{name}: config not saved: cannot load the plugin: {type(exc).__name__}: {exc}", exc)
+        return EXIT_FAILED
+    config = _plain(manager.config(name))
+    config[key] = value
+    try:
+        manager.configure(name, config)
+    except PluginError as exc:
+        err(f"{name}: config not saved: {type(exc).__name__}: {exc}", exc)
+        return EXIT_FAILED
     return EXIT_OK
