@@ -358,6 +358,20 @@ def test_a_config_dir_that_does_not_exist_yet_is_fine(
     assert (config / group / "_disabled.msgpack").is_file()
 
 
+def test_a_corrupt_store_is_one_failure_line_and_is_left_alone(
+    capsys: pytest.CaptureFixture[str], configured: str
+) -> None:
+    disabled = Path(os.environ["PLUGYARD_CONFIG_DIR"]) / configured / "_disabled.msgpack"
+    disabled.parent.mkdir(parents=True)
+    disabled.write_bytes(b"\xc1 not msgpack")
+    code, out, err = run(capsys, "list", "--group", configured)
+    assert (code, out) == (1, "")
+    line = only_line(err)
+    assert line.startswith(f"plugyard: ConfigError: config file {str(disabled)!r}: ")
+    assert line.endswith("It was left as it is: repair or remove it, or save a new config over it.")
+    assert disabled.read_bytes() == b"\xc1 not msgpack"
+
+
 def test_stdout_closed_before_start_exits_3_with_one_line(
     capsys: pytest.CaptureFixture[str], group: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -338,8 +338,11 @@ def _main(argv: Sequence[str] | None, out: Output) -> int:
         return EXIT_USAGE
     except OutputError as exc:
         return _output_failed(exc)
-    except PluginError as exc:  # one no command expected: about no plugin, or its store
-        err(f"{type(exc).__name__}: {exc}", exc)
+    except PluginError as exc:  # one the command leaves to here, such as an unreadable store
+        if exc.plugin is not None:
+            report(exc.plugin, exc)
+        else:
+            err(f"{type(exc).__name__}: {exc}", exc)
         return EXIT_FAILED
     except KeyboardInterrupt:
         err("interrupted")
