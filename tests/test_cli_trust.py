@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,9 +137,9 @@ def test_verify_usage_errors(
     code, _, err = run(capsys, "verify", wheel, "--key", keys / "plugyard.pem")
     assert code == 2
     assert "is a private key" in err
-    with pytest.raises(SystemExit) as exc:
-        main(["verify", str(wheel)])
-    assert exc.value.code == 2
+    code, _, err = run(capsys, "verify", wheel)
+    assert code == 2
+    assert err == "plugyard: error: one of the arguments --keyring --key is required\n"
 
 
 def test_signing_a_wheel_with_bytecode_is_refused(
@@ -149,3 +152,52 @@ def test_signing_a_wheel_with_bytecode_is_refused(
     code, _, err = run(capsys, "sign", wheel, "--key", keys / "plugyard.pem")
     assert code == 1
     assert "forbidden-file" in err
+
+
+def one_line(err: str) -> str:
+    """The one line a failure leaves on stderr, checked to be alone and without a traceback."""
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("plugyard: ")
+    return lines[0]
+
+
+def test_keygen_where_no_directory_can_be_made_is_one_usage_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "file"
+    file.write_text("")
+    code, out, err = run(capsys, "keygen", "--out", file / "keys")
+    assert (code, out) == (2, "")
+    assert one_line(err) == (
+        f"plugyard: cannot write a key pair in {str(file / 'keys')!r}: Not a directory"
+    )
+
+
+def test_verify_of_a_group_with_a_bad_name_is_one_usage_error_line(
+    keys: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "verify", "--group", "../x", "--key", keys / "plugyard.pub.pem")
+    assert code == 2
+    assert one_line(err).startswith("plugyard: invalid group name '../x': a group name is ASCII")
+
+
+@pytest.mark.slow
+def test_verify_into_a_pipe_nobody_reads_exits_3_with_one_line(keys: Path, wheel: Path) -> None:
+    assert main(["sign", str(wheel), "--key", str(keys / "plugyard.pem")]) == 0
+    argv = ["verify", str(wheel), "--key", str(keys / "plugyard.pub.pem")]
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "plugyard", *argv],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == 3
+    assert one_line(done.stderr) == "plugyard: cannot write the output: Broken pipe"

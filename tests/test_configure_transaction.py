@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 import pytest
 
-from plugyard import ConfigRejected, PluginContext, PluginManager, Registry
+from plugyard import ConfigRejected, PluginContext, PluginManager, PluginState, Registry
 from plugyard.exceptions import ConfigError
 
 
@@ -194,3 +194,22 @@ def test_the_mapping_a_plugin_receives_is_read_only(configured: PluginManager) -
         held["new"] = 1
     assert dict(manager.config("plain")) == {"level": 5}
     assert dict(held) == {"level": 5}
+
+
+def test_a_config_type_that_is_no_attrs_class_fails_the_plugin_with_a_config_error(
+    registry: Registry,
+) -> None:
+    """The plugin's mistake is reported as its own failure, not as a TypeError of plugyard."""
+
+    @registry.register(name="odd")
+    class Odd:
+        config_type = dict
+
+        def execute(self, data: object) -> object:
+            return data
+
+    manager = PluginManager(registry)
+    with pytest.raises(ConfigError, match="config_type cannot be used") as exc:
+        manager.load("odd")
+    assert exc.value.plugin == "odd"
+    assert manager.states()["odd"] is PluginState.FAILED

@@ -170,3 +170,13 @@ def test_no_module_is_longer_than_600_lines() -> None:
         if (n := len(path.read_text(encoding="utf-8").splitlines())) > 600
     }
     assert long == {}
+
+
+def test_the_architecture_page_lists_every_module() -> None:
+    page = (SRC.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    missing = [
+        str(path.relative_to(PACKAGE))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if f"`{path.relative_to(PACKAGE)}`" not in page
+    ]
+    assert missing == []

@@ -173,18 +173,27 @@ def decode(data: bytes) -> dict[str, Any]:
 
 
 def plain(config: Any) -> dict[str, Any]:
-    """A config as a plain dict, for storage and events.
+    """A config as a plain dict, for storage, events and output.
 
     Args:
-        config: A mapping (copied into a new dict, one level deep) or an
-            attrs config instance (given to :func:`unstructure`).
+        config: A mapping (copied deeply: nested mappings become dicts,
+            tuples lists, undoing :func:`freeze`) or an attrs config
+            instance (given to :func:`unstructure`).
 
     Raises:
         TypeError: ``config`` is neither.
     """
     if isinstance(config, Mapping):
-        return dict(config)
+        return {key: _thawed(value) for key, value in config.items()}
     return unstructure(config)
+
+
+def _thawed(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _thawed(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_thawed(item) for item in value]
+    return value
 
 
 def freeze(value: Any) -> Any:

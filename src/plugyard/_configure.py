@@ -21,7 +21,14 @@ def initial(slot: Slot, store: ConfigStore | None) -> Any:
     """
     name = slot.name
     raw = store.load(slot.candidate.group, name) if store is not None else {}
-    return _typed(slot, raw)
+    try:
+        return _typed(slot, raw)
+    except ConfigError:
+        raise
+    except Exception as exc:  # a config_type that is no attrs class, a raising converter
+        raise ConfigError(
+            f"its config_type cannot be used: {type(exc).__name__}: {exc}", plugin=name
+        ) from exc
 
 
 def _typed(slot: Slot, raw: dict[str, Any]) -> Any:
@@ -90,9 +97,7 @@ def transaction(
         if isinstance(exc, ConfigError):
             rejected = exc
         elif isinstance(exc, Exception):
-            rejected = ConfigError(
-                f"the plugin rejected it: {type(exc).__name__}: {exc}", plugin=name
-            )
+            rejected = ConfigError(f"the plugin rejected it: {exc}", plugin=name)
             rejected.__cause__ = exc
         else:
             rejected = ConfigError(f"interrupted: {type(exc).__name__}", plugin=name)

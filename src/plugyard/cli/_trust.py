@@ -9,12 +9,11 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from ._discovery import entry_points
-from .cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _err
-from .exceptions import InvalidKeyError, InvalidWheelError
-from .trust import (
+from .._discovery import entry_points
+from ..exceptions import InvalidKeyError, InvalidWheelError
+from ..trust import (
     Keyring,
     VerificationResult,
     generate_key,
@@ -25,6 +24,7 @@ from .trust import (
     verify_distribution,
     verify_wheel,
 )
+from ._output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Output, err
 
 
 def _passphrase(args: argparse.Namespace) -> str | None:
@@ -37,12 +37,15 @@ def _passphrase(args: argparse.Namespace) -> str | None:
     return value
 
 
-def keygen(args: argparse.Namespace, out: TextIO) -> int:
+def keygen(args: argparse.Namespace, out: Output) -> int:
     """Create a key pair; refuse to overwrite."""
     try:
         private, public = generate_key(args.out, args.key_name, passphrase=_passphrase(args))
-    except (FileExistsError, InvalidKeyError) as exc:
-        _err(str(exc))
+    except (FileExistsError, InvalidKeyError) as exc:  # refusing to overwrite, or no passphrase
+        err(str(exc), exc)
+        return EXIT_USAGE
+    except OSError as exc:
+        err(f"cannot write a key pair in {str(args.out)!r}: {exc.strerror or exc}", exc)
         return EXIT_USAGE
     out.write(f"private key: {private}  (keep it secret; mode 0600)\n")
     out.write(f"public key:  {public}  (give it to verifiers)\n")
@@ -50,7 +53,7 @@ def keygen(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def sign(args: argparse.Namespace, out: TextIO) -> int:
+def sign(args: argparse.Namespace, out: Output) -> int:
     """Sign one wheel."""
     try:
         key = load_private_key(args.key, _passphrase(args))
@@ -59,10 +62,10 @@ def sign(args: argparse.Namespace, out: TextIO) -> int:
         signed = sign_wheel(args.wheel, key, args.out)
     except InvalidWheelError as exc:
         for problem in exc.problems:
-            _err(f"{args.wheel.name}: {problem.kind}: {problem}")
+            err(f"{args.wheel.name}: {problem.kind}: {problem}")
         return EXIT_FAILED
     except (OSError, InvalidKeyError) as exc:
-        _err(str(exc))
+        err(str(exc))
         return EXIT_USAGE
     out.write(f"signed {signed} with key {key_id(key.public_key())}\n")
     return EXIT_OK
@@ -112,16 +115,16 @@ def _result_json(result: VerificationResult) -> dict[str, Any]:
     }
 
 
-def verify(args: argparse.Namespace, out: TextIO) -> int:
+def verify(args: argparse.Namespace, out: Output) -> int:
     """Verify each target; one line per problem on stderr."""
     try:
         keyring = _keyring(args)
     except (OSError, InvalidKeyError) as exc:
-        _err(str(exc))
+        err(str(exc))
         return EXIT_USAGE
     targets = _targets(args)
     if not targets:
-        _err(f"no installed distribution declares entry points in group {args.group!r}")
+        err(f"no installed distribution declares entry points in group {args.group!r}")
         return EXIT_FAILED
     results = [_verify_one(target, keyring) for target in targets]
     if args.json:
@@ -135,5 +138,5 @@ def verify(args: argparse.Namespace, out: TextIO) -> int:
             detail = ""
             if problem.expected is not None or problem.actual is not None:
                 detail = f" (expected {problem.expected}, actual {problem.actual})"
-            _err(f"{label}: {problem.kind}: {problem}{detail}")
+            err(f"{label}: {problem.kind}: {problem}{detail}")
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED

@@ -1,0 +1,227 @@
+"""The commands that work on plugins: ``list``, ``inspect``, ``graph`` and ``run``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+from typing import Any
+
+from .. import Candidate, PluginInfo, PluginManager, PluginState
+from ..exceptions import PluginError
+from ._output import EXIT_FAILED, EXIT_OK, Output, err, report
+
+
+def run_command(args: argparse.Namespace, out: Output) -> int:
+    """Run ``list``, ``inspect``, ``graph`` or ``run`` with a manager of the group."""
+    handler = {"list": list_plugins, "inspect": inspect, "graph": graph, "run": run}[args.command]
+    with PluginManager(group=args.group, config=args.config_dir or None) as manager:
+        return handler(manager, args, out)
+
+
+def _candidate_json(candidate: Candidate) -> dict[str, Any]:
+    return {
+        "name": candidate.name,
+        "version": candidate.version,
+        "distribution": candidate.distribution,
+        "value": candidate.value,
+        "kind": candidate.kind,
+        "state": candidate.state.value,
+        "enabled": candidate.enabled,
+    }
+
+
+def list_plugins(manager: PluginManager, args: argparse.Namespace, out: Output) -> int:
+    candidates = manager.candidates()
+    if args.json:
+        json.dump(
+            {"group": manager.group, "plugins": [_candidate_json(c) for c in candidates]},
+            out,
+            indent=2,
+        )
+        out.write("\n")
+    else:
+        rows = [("NAME", "VERSION", "DISTRIBUTION", "STATE")]
+        rows += [
+            (
+                c.name,
+                c.version,
+                c.distribution or f"({c.value})",
+                c.state.value + ("" if c.enabled else " (disabled)"),
+            )
+            for c in candidates
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        for row in rows:
+            out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+            out.write("\n")
+    errors = manager.errors()
+    for name, error in errors.items():
+        report(name, error)
+    return EXIT_FAILED if errors else EXIT_OK
+
+
+def _info_json(info: PluginInfo, state: PluginState, error: BaseException | None) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "group": info.group,
+        "version": str(info.version),
+        "distribution": info.distribution,
+        "origin": info.origin,
+        "summary": info.summary,
+        "depends_on": [
+            {"name": d.name, "specifier": str(d.specifier), "optional": d.optional}
+            for d in info.depends_on
+        ],
+        "state": state.value,
+        "error": None if error is None else {"type": type(error).__name__, "message": str(error)},
+    }
+
+
+def inspect(manager: PluginManager, args: argparse.Namespace, out: Output) -> int:
+    name = args.name
+    try:
+        manager.load(name)
+    except PluginError as exc:
+        if exc.plugin is None or name not in manager.states():
+            report(name, exc)
+            return EXIT_FAILED
+    info = manager.info(name)
+    state = manager.states()[name]
+    error = manager.errors().get(name)
+    data = _info_json(info, state, error)
+    if args.json:
+        json.dump(data, out, indent=2)
+        out.write("\n")
+    else:
+        deps = ", ".join(
+            f"{d['name']}{d['specifier'] or ' (any)'}{' (optional)' if d['optional'] else ''}"
+            for d in data["depends_on"]
+        )
+        for label, value in [
+            ("name", info.name),
+            ("group", info.group),
+            ("version", data["version"]),
+            ("distribution", info.distribution or "-"),
+            ("origin", info.origin),
+            ("summary", info.summary or "-"),
+            ("depends on", deps or "-"),
+            ("state", state.value),
+        ]:
+            out.write(f"{label + ':':<14}{value}\n")
+    if error is not None:
+        report(name, error)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def graph(manager: PluginManager, args: argparse.Namespace, out: Output) -> int:
+    plan = manager.plan()
+    states = manager.states()
+    infos = {name: manager.info(name) for name in states}
+    failed: dict[str, BaseException] = dict(plan.failures)
+    failed.update(manager.errors())
+    edges = [
+        (name, dep.name, str(dep.specifier), dep.optional)
+        for name in sorted(infos)
+        for dep in infos[name].depends_on
+    ]
+
+    def broken(name: str, dep: str) -> bool:
+        return name in failed and _names(failed[name], dep)
+
+    if args.format == "dot":
+        out.write(f'digraph "{manager.group}" {{\n  rankdir=BT;\n')
+        for name in sorted(infos):
+            style = ", color=red, fontcolor=red" if name in failed else ""
+            out.write(f'  "{name}" [label="{name} {infos[name].version}"{style}];\n')
+        for name, dep, spec, optional in edges:
+            attrs = [f'label="{spec}"'] if spec else []
+            if optional:
+                attrs.append("style=dashed")
+            if broken(name, dep):
+                attrs.append("color=red")
+            suffix = f" [{', '.join(attrs)}]" if attrs else ""
+            out.write(f'  "{name}" -> "{dep}"{suffix};\n')
+        out.write("}\n")
+    elif args.format == "mermaid":
+        out.write("graph BT\n")
+        ids = {name: f"n{i}" for i, name in enumerate(sorted({*infos, *(e[1] for e in edges)}))}
+        for name, node in ids.items():
+            version = f" {infos[name].version}" if name in infos else " (missing)"
+            out.write(f'  {node}["{name}{version}"]\n')
+        for name, dep, spec, optional in edges:
+            arrow = "-.->" if optional else "-->"
+            label = f"|{spec}|" if spec else ""
+            if broken(name, dep):
+                label = f"|{spec + ' ' if spec else ''}FAILED|"
+            out.write(f"  {ids[name]} {arrow}{label} {ids[dep]}\n")
+        for name in sorted(failed):
+            if name in ids:
+                out.write(f"  style {ids[name]} stroke:#d00,color:#d00\n")
+    else:
+        out.write("dependencies:\n")
+        for name, dep, spec, optional in edges:
+            mark = "  [FAILED]" if broken(name, dep) else ""
+            opt = " (optional)" if optional else ""
+            out.write(f"  {name} -> {dep}{spec}{opt}{mark}\n")
+        out.write("load order:\n")
+        active = [n for n, s in states.items() if s is PluginState.ACTIVE]
+        for i, name in enumerate([*active, *plan.order], 1):
+            out.write(f"  {i}. {name} {infos[name].version}\n")
+        if failed:
+            out.write("failed:\n")
+            for name in sorted(failed):
+                out.write(f"  {name}: {failed[name]}\n")
+    for name in sorted(failed):
+        report(name, failed[name])
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _names(error: BaseException, dep: str) -> bool:
+    """Whether a dependency error is about ``dep``."""
+    return dep in (getattr(error, "dependency", None), getattr(error, "missing", None)) or (
+        dep in getattr(error, "cycle", ())
+    )
+
+
+def run(manager: PluginManager, args: argparse.Namespace, out: Output) -> int:
+    name = args.name
+    data: Any = args.data
+    if data is not None and not args.raw:
+        with contextlib.suppress(ValueError):  # not JSON: DATA is the string itself
+            data = json.loads(data)
+    try:
+        handle = manager.load(name)
+    except PluginError as exc:
+        report(name, exc)
+        return EXIT_FAILED
+    except SystemExit as exc:  # from a setup(): the plugin's failure, not a reason to stop
+        err(f"{name}: loading it called sys.exit({exc.code!r})", exc)
+        return EXIT_FAILED
+    try:
+        result = handle.execute(data)
+    except PluginError as exc:
+        report(name, exc)
+        return EXIT_FAILED
+    except SystemExit as exc:
+        err(f"{name}: execute() called sys.exit({exc.code!r})", exc)
+        return EXIT_FAILED
+    except Exception as exc:
+        err(f"{name}: execute() raised {type(exc).__name__}: {exc}", exc)
+        return EXIT_FAILED
+    try:
+        shown = _shown(result)
+    except Exception as exc:  # the result's own __repr__ raised
+        err(f"{name}: its result cannot be shown: {type(exc).__name__}: {exc}", exc)
+        return EXIT_FAILED
+    out.write(shown + "\n")
+    return EXIT_OK
+
+
+def _shown(result: Any) -> str:
+    """The result as JSON when it can be, else its ``repr``."""
+    try:
+        return json.dumps(result)
+    except (TypeError, ValueError, RecursionError):
+        return repr(result)
