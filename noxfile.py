@@ -60,7 +60,10 @@ def contrib(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmark plugyard against stevedore, pluggy and importlib.metadata."""
+    """Benchmark plugyard against stevedore, pluggy and importlib.metadata.
+
+    ``nox -s bench -- --only scaling`` runs the scaling rows alone.
+    """
     # A regular (not editable) install, so import times are what users see;
     # the peers, and installer, which the signing rows install their wheel with.
     session.install(".", "stevedore>=5.0", "pluggy>=1.5", "installer>=0.7")
