@@ -60,9 +60,13 @@ def contrib(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmark plugyard against stevedore, pluggy and importlib.metadata."""
-    # A regular (not editable) install, so import times are what users see.
-    session.install(".", "stevedore>=5.0", "pluggy>=1.5")
+    """Benchmark plugyard against stevedore, pluggy and importlib.metadata.
+
+    ``nox -s bench -- --only scaling`` runs the scaling rows alone.
+    """
+    # A regular (not editable) install, so import times are what users see;
+    # the peers, and installer, which the signing rows install their wheel with.
+    session.install(".", "stevedore>=5.0", "pluggy>=1.5", "installer>=0.7")
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 

@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/run.py [--n 100 1000] [--repeat 10] [--out benchmarks/results/latest.md]
+    python benchmarks/run.py --only scaling [--scaling-n 100 1000 5000 10000]
 
 Everything runs in one go on one machine, and the table reports each figure
 next to the same figure for the peers, as a ratio: absolute times say more
@@ -13,10 +14,15 @@ about the machine than about the code. What needs a fresh interpreter
 one process (see ``percall.py``). The plugins are ``N`` synthetic installed
 distributions in a temporary directory (see ``synth.py``). The signing rows
 (section 6) use one signed distribution of about 60 modules instead, once
-whatever ``N`` (see ``signing.py``).
+whatever ``N`` (see ``signing.py``). The scaling rows (section 7) compare
+each figure with itself at another ``N`` instead of with a peer: whether the
+lifecycle is linear in ``N``, for the ``N`` of ``--scaling-n``, each process
+stopped after ``--scaling-timeout`` seconds.
 
 To add a row: add a contender (a probe and a phase from ``snippets.py``, or a
-``percall.py`` key) to ``CONTENDERS`` and a :class:`Row` to ``ROWS``.
+``percall.py`` key) to ``CONTENDERS`` and a :class:`Row` to ``ROWS``; for a
+scaling row, a probe to ``SCALING_PROBES``, a contender to
+``SCALING_CONTENDERS`` and a :class:`Row` to ``SCALING_ROWS``.
 """
 
 from __future__ import annotations
@@ -484,6 +490,118 @@ SIGNING_ROWS: list[Row] = [
 ROWS += SIGNING_ROWS
 
 
+# 7. Scaling: whether the lifecycle is linear in N. Every figure is measured
+# at every N of --scaling-n, in fresh processes capped by --scaling-timeout,
+# and compared with itself at SCALING_BASE_N rather than with a peer: linear
+# is N / SCALING_BASE_N times the figure there, and the limit is
+# SCALING_SLACK times that (6x for 5x the plugins, 12x for 10x).
+SCALING_N = (100, 1000, 5000, 10000)
+SCALING_BASE_N = 1000  # the ratios divide by the figure at this N, when it is measured
+SCALING_SLACK = 1.2
+
+SCALING_PROBES: dict[str, Probe] = {
+    "scale-register": Probe(snippets.SCALE_REGISTER, site=False),
+    "scale-load-all": Probe(snippets.SCALE_LOAD_ALL, site=False),
+    "scale-load-all-tree": Probe(snippets.SCALE_LOAD_ALL_TREE, site=False),
+    "scale-load-all-chain": Probe(snippets.SCALE_LOAD_ALL_CHAIN, site=False),
+    "scale-lazy-calls": Probe(snippets.SCALE_LAZY_CALLS, site=False),
+    "scale-shutdown": Probe(snippets.SCALE_SHUTDOWN, site=False),
+    "scale-states": Probe(snippets.SCALE_STATES, site=False),
+    "scale-candidates": Probe(snippets.SCALE_CANDIDATES, site=False),
+    # The same snippet as "all-stevedore", apart so that its samples are its own.
+    "scale-stevedore": Probe(snippets.LOAD_ALL_STEVEDORE),
+}
+
+# The setup every plugyard line shares is in the report's notes: N classes
+# registered in a plugyard.Registry(G), a fresh manager; here is what is timed.
+SCALING_CONTENDERS: dict[str, Contender] = {
+    "scale/register": _c(
+        "Registry.register, N times",
+        "`registry.register(cls, name=NAME)` for each of the N classes, no dependencies",
+        "scale-register",
+        "register",
+    ),
+    "scale/load-all": _c(
+        "plugyard load_all()", "`manager.load_all()`, no dependencies", "scale-load-all", "call"
+    ),
+    "scale/load-all-tree": _c(
+        "plugyard load_all(), tree",
+        "`manager.load_all()`, every plugin i > 0 registered with "
+        "`depends_on=[plugin i // 2]`: a binary tree, log2 N deep",
+        "scale-load-all-tree",
+        "call",
+    ),
+    "scale/load-all-chain": _c(
+        "plugyard load_all(), chain",
+        "`manager.load_all()`, every plugin i > 0 registered with "
+        "`depends_on=[plugin i - 1]`: a chain, N deep",
+        "scale-load-all-chain",
+        "call",
+    ),
+    "scale/lazy-calls": _c(
+        "plugyard execute(), N times",
+        "`manager.execute(name, 42)` for every name in turn, each call loading the one "
+        "plugin it names",
+        "scale-lazy-calls",
+        "call",
+    ),
+    "scale/shutdown": _c(
+        "plugyard shutdown()",
+        "`manager.shutdown()` after `manager.load_all()` (not timed)",
+        "scale-shutdown",
+        "call",
+    ),
+    "scale/states": _c(
+        "plugyard states()", "`manager.states()`, its first call", "scale-states", "call"
+    ),
+    "scale/candidates": _c(
+        "plugyard candidates()",
+        "`manager.candidates()`, its first call",
+        "scale-candidates",
+        "call",
+    ),
+    "scale/stevedore": _c(
+        "stevedore ExtensionManager, installed",
+        "`ExtensionManager(G, invoke_on_load=True)` over N synthetic installed distributions, "
+        "cache warm: the entry points listed and N modules imported (as row "
+        "4.load-all-no-import)",
+        "scale-stevedore",
+        "call",
+    ),
+}
+
+SCALING_ROWS: list[Row] = [
+    Row("7.register", "Register N plugins in code", "scale/register", ()),
+    Row(
+        "7.load-all",
+        "Load all N registered plugins, no dependencies; stevedore loads N installed ones",
+        "scale/load-all",
+        ("scale/stevedore",),
+    ),
+    Row(
+        "7.load-all-tree",
+        "Load all N registered plugins, each plugin i > 0 depending on plugin i // 2",
+        "scale/load-all-tree",
+        (),
+    ),
+    Row(
+        "7.load-all-chain",
+        "Load all N registered plugins, each plugin i > 0 depending on plugin i - 1",
+        "scale/load-all-chain",
+        (),
+    ),
+    Row(
+        "7.lazy-calls",
+        "Call each of N registered plugins once, each call loading its plugin",
+        "scale/lazy-calls",
+        (),
+    ),
+    Row("7.shutdown", "Shut down N active plugins", "scale/shutdown", ()),
+    Row("7.states", "List the states of N registered plugins", "scale/states", ()),
+    Row("7.candidates", "List N registered plugins as candidates", "scale/candidates", ()),
+]
+
+
 # -- running ---------------------------------------------------------------
 
 
@@ -509,6 +627,11 @@ class Bench:
     loop_ns: float = 0.0  # the empty timeit loop, per iteration
     metrics_switch: str = "not measured"  # how percall.py turned metrics on and off
     signed: signing.SignedSite | None = None  # the signing rows' distribution, once built
+    scaling_repeat: int = 5
+    scaling_timeout: float = 120.0  # seconds, per process
+    # Scaling probes that ran no figure at an N: "timed out", or "not run" after that.
+    capped: dict[tuple[str, int], str] = field(default_factory=dict)
+    sites: dict[int, synth.Site] = field(default_factory=dict)  # by N, built once per run
 
     def env(self, cache_home: Path, site: Path | None, *, no_cache: bool = False) -> dict[str, str]:
         """A child's environment: ours without what would change its figures."""
@@ -529,9 +652,9 @@ class Bench:
         return path
 
 
-def _run(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> str:
+def _run(argv: Sequence[str], env: Mapping[str, str], cwd: Path, timeout: float = 600) -> str:
     proc = subprocess.run(
-        argv, env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=600, check=False
+        argv, env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
     )
     found = _BENCH_LINE.findall(proc.stdout)
     if proc.returncode != 0 or not found:
@@ -566,6 +689,10 @@ def _run_probe(bench: Bench, key: str, site: Target) -> dict[str, int]:
     finally:
         if probe.cache != "warm":
             shutil.rmtree(cache_home, ignore_errors=True)
+    return _fields(line)
+
+
+def _fields(line: str) -> dict[str, int]:
     return {k: int(v) for k, v in (item.split("=") for item in line.split())}
 
 
@@ -671,22 +798,113 @@ def measure(bench: Bench, ns: Sequence[int]) -> None:
         _progress(f"signed: {time.monotonic() - started:.0f} s")
     for n in ns:
         started = time.monotonic()
-        site = synth.make_site(bench.tmp / f"site-{n}", n)
+        site = _site(bench, n)
         run_probes(bench, probes - once - signed_probes, site)
         if percall:
             run_percall(bench, percall, site)
         _progress(f"N={n}: {time.monotonic() - started:.0f} s")
 
 
+def _site(bench: Bench, n: int) -> synth.Site:
+    """The synthetic site of ``n`` distributions, written on first use."""
+    site = bench.sites.get(n)
+    if site is None:
+        site = bench.sites[n] = synth.make_site(bench.tmp / f"site-{n}", n)
+    return site
+
+
+def _run_scaling_probe(bench: Bench, key: str, site: synth.Site) -> dict[str, int] | None:
+    """One fresh process of a scaling probe, or ``None`` (recorded) if it ran past the cap."""
+    probe = SCALING_PROBES[key]
+    cache_home = bench.tmp / "warm" / f"{key}-{site.n}"
+    cache_home.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-c", probe.code, synth.GROUP, synth.PLUGGY_GROUP, site.middle]
+    env = bench.env(cache_home, site.path if probe.site else None)
+    try:
+        line = _run([*argv, str(site.n)], env, bench.cwd(), bench.scaling_timeout)
+    except subprocess.TimeoutExpired:
+        _progress(f"scaling N={site.n}: {key} ran past {bench.scaling_timeout:g} s")
+        bench.capped[key, site.n] = "timed out"
+        return None
+    return _fields(line)
+
+
+def run_scaling(bench: Bench, ns: Sequence[int]) -> None:
+    """Run every scaling probe at every N: once untimed, then in shuffled rounds.
+
+    The untimed runs go smallest N first. The rounds mix every N, so that a
+    slow spell of the machine spreads over the N a ratio compares instead of
+    landing on one of them. A probe whose process runs past the cap gets no
+    figure at that N (one slow process is enough: its median could be past
+    the cap too), and none at a larger N, where it would only be slower: it
+    is not run there (again).
+    """
+    ns = sorted(set(ns))
+    keys = sorted({_scaling_probe(key) for key in _scaling_keys()})
+    started = time.monotonic()
+
+    def attempt(key: str, n: int) -> dict[str, int] | None:
+        sample = _run_scaling_probe(bench, key, _site(bench, n))
+        if sample is None:
+            for m in ns:
+                if m > n and (key, m) not in bench.capped:
+                    bench.capped[key, m] = "not run"
+        return sample
+
+    for n in ns:
+        for key in keys:
+            if (key, n) not in bench.capped:
+                attempt(key, n)
+        _progress(f"scaling N={n}: untimed runs done at {time.monotonic() - started:.0f} s")
+    results: dict[tuple[str, int], list[dict[str, int]]] = {}
+    for round_ in range(bench.scaling_repeat):
+        order = [(key, n) for n in ns for key in keys if (key, n) not in bench.capped]
+        if not order:
+            break
+        _progress(f"scaling: fresh processes, round {round_ + 1}/{bench.scaling_repeat}")
+        random.Random(round_).shuffle(order)
+        for key, n in order:
+            if (key, n) in bench.capped:  # capped earlier in this round
+                continue
+            sample = attempt(key, n)
+            if sample is not None:
+                results.setdefault((key, n), []).append(sample)
+    for name in _scaling_keys():
+        contender = SCALING_CONTENDERS[name]
+        for n in ns:
+            phases = results.get((_scaling_probe(name), n))
+            if phases and (_scaling_probe(name), n) not in bench.capped:
+                bench.samples[name, n] = [float(p[contender.phase]) for p in phases]
+    _progress(f"scaling: {time.monotonic() - started:.0f} s")
+
+
+def _scaling_probe(key: str) -> str:
+    """The probe a scaling contender's figure comes from."""
+    probe = SCALING_CONTENDERS[key].probe
+    assert probe is not None, f"{key} names no probe"
+    return probe
+
+
+def _scaling_keys() -> list[str]:
+    """The scaling contenders, in the order of the table."""
+    return [key for row in SCALING_ROWS for key in (row.plugyard, *row.peers)]
+
+
 # -- the report ---------------------------------------------------------------
+
+
+def _unit(ns: float) -> tuple[str, float]:
+    """The unit that suits a duration in ns, and its size in ns."""
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if abs(ns) >= scale:
+            return unit, scale
+    return "ns", 1.0
 
 
 def fmt_time(ns: float) -> str:
     """A duration in ns, in the unit that suits it, to three significant digits."""
-    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
-        if abs(ns) >= scale:
-            return f"{ns / scale:.3g} {unit}"
-    return f"{ns:.3g} ns"
+    unit, scale = _unit(ns)
+    return f"{ns / scale:.3g} {unit}"
 
 
 def _cell(samples: Sequence[float]) -> str:
@@ -793,19 +1011,36 @@ def _escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def report(
-    bench: Bench, ns: Sequence[int], info: Mapping[str, str], wall: float, argv: Sequence[str]
-) -> str:
-    """The Markdown report."""
-    found = lines(bench, ns)
-    out = ["# plugyard benchmarks", ""]
+def _header(
+    title: str, info: Mapping[str, str], wall: float, argv: Sequence[str], per_figure: str
+) -> list[str]:
+    """The title and what the figures were measured on, how, and for how long."""
+    out = [f"# {title}", ""]
     out += [f"- **{key}**: {value}" for key, value in info.items()]
-    out += [
+    return [
+        *out,
         f"- **Load average at end**: {_loadavg()}",
         f"- **Command**: `python benchmarks/run.py {' '.join(argv)}`",
-        f"- **Wall time**: {wall:.0f} s; {bench.repeat} fresh processes (or timeit samples) "
-        "per figure",
+        f"- **Wall time**: {wall:.0f} s; {per_figure}",
         "",
+    ]
+
+
+def report(
+    bench: Bench,
+    ns: Sequence[int],
+    info: Mapping[str, str],
+    wall: float,
+    argv: Sequence[str],
+    scaling_ns: Sequence[int] = (),
+) -> str:
+    """The Markdown report: every row, then the scaling rows at ``scaling_ns`` if any."""
+    found = lines(bench, ns)
+    per_figure = f"{bench.repeat} fresh processes (or timeit samples) per figure"
+    if scaling_ns:
+        per_figure += f", {bench.scaling_repeat} fresh processes per scaling figure"
+    out = _header("plugyard benchmarks", info, wall, argv, per_figure)
+    out += [
         "Figures are medians, ± the median absolute deviation. They are noisy: the machine "
         "may be shared, and only the ratios, measured side by side in one run, are meant "
         "to be compared across machines.",
@@ -889,7 +1124,116 @@ def report(
             "off: its warm rows are cold."
         )
     out += ["", "## 6. Signing", "", *_signing_method(bench.signed), ""]
+    if scaling_ns:
+        out += [*scaling_section(bench, scaling_ns), ""]
     return "\n".join(out)
+
+
+def scaling_report(
+    bench: Bench, ns: Sequence[int], info: Mapping[str, str], wall: float, argv: Sequence[str]
+) -> str:
+    """The Markdown report of a run of the scaling rows alone."""
+    per_figure = f"{bench.scaling_repeat} fresh processes per figure"
+    out = _header("plugyard benchmarks: scaling", info, wall, argv, per_figure)
+    return "\n".join([*out, *scaling_section(bench, ns), ""])
+
+
+def _scaling_cell(bench: Bench, key: str, n: int) -> str:
+    """The median of a scaling figure at ``n``, with its range, in one unit."""
+    capped = bench.capped.get((_scaling_probe(key), n))
+    if capped == "not run":
+        return "not run"
+    if capped is not None:
+        return f"> {fmt_time(bench.scaling_timeout * 1e9)}"
+    samples = bench.samples[key, n]
+    unit, scale = _unit(statistics.median(samples))
+
+    def digits(ns: float) -> str:
+        value = ns / scale  # three digits, without the exponent .3g would give 999.5
+        return f"{value:.3g}" if value < 999.5 else f"{value:.0f}"
+
+    return (
+        f"{digits(statistics.median(samples))} {unit} "
+        f"({digits(min(samples))}-{digits(max(samples))})"
+    )
+
+
+def _scaling_limit(n: int, base: int) -> float:
+    """The highest figure at ``n`` over the figure at ``base`` that still counts as linear."""
+    return SCALING_SLACK * n / base
+
+
+def _scaling_ratio(bench: Bench, key: str, n: int, base: int) -> str:
+    """The figure at ``n`` over the figure at ``base``, judged against the limit."""
+    probe = _scaling_probe(key)
+    if (probe, base) in bench.capped:
+        return "n/a"
+    below = statistics.median(bench.samples[key, base])
+    limit = _scaling_limit(n, base)
+    if (probe, n) in bench.capped:  # at least the cap over the figure at base
+        ratio = bench.scaling_timeout * 1e9 / below
+        return f"> {ratio:.2f}x" + (" **missed**" if ratio > limit else "")
+    ratio = statistics.median(bench.samples[key, n]) / below
+    return f"{ratio:.2f}x **{'met' if ratio <= limit else 'missed'}**"
+
+
+def scaling_section(bench: Bench, ns: Sequence[int]) -> list[str]:
+    """The Scaling section: the table, N across and rows down, then how it was measured."""
+    ns = sorted(set(ns))
+    base = SCALING_BASE_N if SCALING_BASE_N in ns else ns[0]
+    larger = [n for n in ns if n > base]
+    cap = fmt_time(bench.scaling_timeout * 1e9)
+    out = [
+        "## Scaling",
+        "",
+        "Whether the lifecycle is linear in the number of plugins N. Each cell is the median "
+        f"of {bench.scaling_repeat} fresh processes (min-max, in the median's unit). Each "
+        f"ratio is the median at N over the median at N={base}; linear would be N / {base}, "
+        f"and a ratio up to {SCALING_SLACK:g} times that is **met**. A process is stopped "
+        f"after {cap}, its start and setup included: its cell says `> {cap}`, its ratio is "
+        "the cap over the figure at the base (a lower bound, but for the setup's second or "
+        "so), and the row is not run at larger N (`not run`).",
+        "",
+        "| row | contender | "
+        + " | ".join(f"N={n}" for n in ns)
+        + "".join(f" | N={n} / N={base} (≤ {_scaling_limit(n, base):g}x)" for n in larger)
+        + " |",
+        "| --- | --- | " + " | ".join("---:" for _ in [*ns, *larger]) + " |",
+    ]
+    for row in SCALING_ROWS:
+        for key in (row.plugyard, *row.peers):
+            cells = [_scaling_cell(bench, key, n) for n in ns]
+            cells += [_scaling_ratio(bench, key, n, base) for n in larger]
+            label = _escape(SCALING_CONTENDERS[key].label)
+            out.append(f"| {row.id} | {label} | " + " | ".join(cells) + " |")
+    out += ["", *(f"- **{row.id}**: {row.what}" for row in SCALING_ROWS), ""]
+    out += [
+        f"- **{key}** ({_escape(contender.label)}): {contender.how}"
+        for key, contender in SCALING_CONTENDERS.items()
+    ]
+    out += [
+        "",
+        "- The plugyard lines run `python -c SNIPPET` (see `benchmarks/snippets.py`, "
+        "section 7): the child imports plugyard, registers N plugins in "
+        "`registry = plugyard.Registry(G)`, each a class of its own, named `plugin000`, "
+        "`plugin001` and so on, makes a fresh "
+        "`manager = plugyard.PluginManager(registry, entry_points=False)` (its other "
+        "arguments the defaults) and times one operation with `time.perf_counter_ns`. "
+        "Only the public API is used. Nothing is discovered or "
+        "imported, so the figures are the lifecycle's own. Each child checks its result "
+        "after the clock stops: every plugin active after `load_all()` and the calls, none "
+        "after `shutdown()`, N listed and none loaded by listing.",
+        "- stevedore has no lazy loading, shutdown or dependencies: its one line, under "
+        "7.load-all, is `ExtensionManager(G, invoke_on_load=True)` over N synthetic installed "
+        "distributions (one module and one entry point each, see `benchmarks/synth.py`), its "
+        "cache warm. It lists the entry points and imports N modules, which plugyard's "
+        "registered plugins do not, so compare how it grows with N, not its time.",
+        "- Every probe runs once untimed at each N, smallest N first, then in rounds, each "
+        "round every probe at every N in a shuffled order, so that a slow spell of the "
+        "machine does not land on one N of a ratio. The cap is on the whole process: "
+        "interpreter start, import, registration and the operation.",
+    ]
+    return out
 
 
 def _signing_method(signed: signing.SignedSite | None) -> list[str]:
@@ -919,6 +1263,20 @@ def _signing_method(signed: signing.SignedSite | None) -> list[str]:
     ]
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of seconds")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[100, 1000], help="how many plugins")
@@ -926,27 +1284,83 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--min-time", type=float, default=0.1, help="seconds per per-call timeit sample"
     )
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.md")
+    parser.add_argument(
+        "--only",
+        choices=["scaling"],
+        help="measure only these rows (by default every row, the scaling rows included)",
+    )
+    parser.add_argument(
+        "--scaling-n",
+        type=_positive,
+        nargs="+",
+        default=list(SCALING_N),
+        help="how many plugins in the scaling rows (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--scaling-repeat",
+        type=_positive,
+        default=5,
+        help="fresh processes per scaling figure (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--scaling-timeout",
+        type=_seconds,
+        default=120.0,
+        help="seconds before a scaling process is stopped (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="the report; by default benchmarks/results/latest.md, or "
+        "benchmarks/results/scaling.md with --only scaling",
+    )
     parser.add_argument(
         "--list-rows", action="store_true", help="print the rows as JSON, measure nothing"
     )
     args = parser.parse_args(argv)
+    only_scaling = args.only == "scaling"
     if args.list_rows:
-        listed = [
-            {"id": row.id, "peers": list(row.peers), "per_n": row.per_n, "targets": row.targets}
-            for row in ROWS
-        ]
+        listed: list[dict[str, object]]
+        if only_scaling:
+            listed = [
+                {
+                    "id": row.id,
+                    "contenders": [
+                        SCALING_CONTENDERS[key].label for key in (row.plugyard, *row.peers)
+                    ],
+                }
+                for row in SCALING_ROWS
+            ]
+        else:
+            listed = [
+                {"id": row.id, "peers": list(row.peers), "per_n": row.per_n, "targets": row.targets}
+                for row in ROWS
+            ]
         print(json.dumps(listed, indent=1))
         return
+    out = args.out or HERE / "results" / ("scaling.md" if only_scaling else "latest.md")
+    scaling_ns = sorted(set(args.scaling_n))
     started = time.monotonic()
     info = machine()
     with tempfile.TemporaryDirectory(prefix="plugyard-bench-") as tmp:
-        bench = Bench(repeat=args.repeat, min_time=args.min_time, tmp=Path(tmp))
-        measure(bench, args.n)
-    text = report(bench, args.n, info, time.monotonic() - started, sys.argv[1:])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
-    _progress(f"wrote {args.out} in {time.monotonic() - started:.0f} s")
+        bench = Bench(
+            repeat=args.repeat,
+            min_time=args.min_time,
+            tmp=Path(tmp),
+            scaling_repeat=args.scaling_repeat,
+            scaling_timeout=args.scaling_timeout,
+        )
+        if not only_scaling:
+            measure(bench, args.n)
+        run_scaling(bench, scaling_ns)
+    wall = time.monotonic() - started
+    if only_scaling:
+        text = scaling_report(bench, scaling_ns, info, wall, sys.argv[1:])
+    else:
+        text = report(bench, args.n, info, wall, sys.argv[1:], scaling_ns)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    _progress(f"wrote {out} in {time.monotonic() - started:.0f} s")
 
 
 if __name__ == "__main__":

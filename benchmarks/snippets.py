@@ -15,7 +15,8 @@ Phases:
 
 - ``import``: importing the framework;
 - ``call``: the operation, the framework already imported;
-- ``total``: both, from before the import to the result.
+- ``total``: both, from before the import to the result;
+- ``register``: registering the plugins in code (the scaling rows, section 7).
 """
 
 from __future__ import annotations
@@ -215,3 +216,74 @@ warm = int(all(os.stat(c).st_mtime_ns == t for c, t in caches.items()))
 print(f"BENCH import={t1 - t0} warm={warm}")
 """
 )
+
+
+# -- 7. scaling: run as ``python -c SNIPPET GROUP PLUGGY_GROUP NAME N`` like
+# the others but without the synthetic site (NAME is unused). The N plugins are
+# registered in code, so that the figures are the lifecycle's alone: no
+# discovery, no imports (plugyard is imported before the clock). Each plugin is
+# a class of its own, as N installed plugins would be. Only the public API is
+# used. ``register`` times the N registrations; ``call`` the row's operation.
+
+_FLAT = "None"
+# A binary tree, log2(N) deep: every plugin i > 0 depends on plugin i // 2.
+_TREE = "[names[i // 2]] if i else None"
+# A chain, N deep: every plugin i > 0 depends on plugin i - 1.
+_CHAIN = "[names[i - 1]] if i else None"
+
+_ALL_ACTIVE = """\
+active = sum(s is plugyard.PluginState.ACTIVE for s in states.values())
+assert active == len(states) == n, f"{active} active of {len(states)}, expected {n}"
+"""
+
+
+def _registered(body: str, check: str, *, depends: str = _FLAT, before: str = "") -> str:
+    return (
+        "import sys\n"
+        "from time import perf_counter_ns\n"
+        "import plugyard\n"
+        "group, n = sys.argv[1], int(sys.argv[4])\n"
+        "width = max(3, len(str(n - 1)))\n"
+        'names = [f"plugin{i:0{width}d}" for i in range(n)]\n'
+        "class Plugin:\n"
+        "    def execute(self, data):\n"
+        "        return data\n"
+        "plugins = [type(name, (Plugin,), {}) for name in names]\n"
+        "registry = plugyard.Registry(group)\n"
+        "t0 = perf_counter_ns()\n"
+        "for i, (name, plugin) in enumerate(zip(names, plugins)):\n"
+        f"    registry.register(plugin, name=name, depends_on={depends})\n"
+        "t1 = perf_counter_ns()\n"
+        "manager = plugyard.PluginManager(registry, entry_points=False)\n"
+        f"{textwrap.dedent(before).strip()}\n"
+        "t2 = perf_counter_ns()\n"
+        f"{textwrap.dedent(body).strip()}\n"
+        "t3 = perf_counter_ns()\n"
+        f"{textwrap.dedent(check).strip()}\n"
+        'print(f"BENCH register={t1 - t0} call={t3 - t2}")\n'
+    )
+
+
+SCALE_REGISTER = _registered("pass", "assert len(registry) == n, len(registry)")
+SCALE_LOAD_ALL = _registered("states = manager.load_all()", _ALL_ACTIVE)
+SCALE_LOAD_ALL_TREE = _registered("states = manager.load_all()", _ALL_ACTIVE, depends=_TREE)
+SCALE_LOAD_ALL_CHAIN = _registered("states = manager.load_all()", _ALL_ACTIVE, depends=_CHAIN)
+# Each call loads the one plugin it names: the first call of each in turn.
+SCALE_LAZY_CALLS = _registered(
+    "results = [manager.execute(name, 42) for name in names]",
+    "assert results == [42] * n, results[:3]\nstates = manager.states()\n" + _ALL_ACTIVE,
+)
+SCALE_SHUTDOWN = _registered(
+    "manager.shutdown()",
+    """
+    left = [name for name, s in manager.states().items() if s is plugyard.PluginState.ACTIVE]
+    assert not left, f"{len(left)} still active after shutdown"
+    """,
+    before="states = manager.load_all()\n" + _ALL_ACTIVE,
+)
+_NOTHING_LOADED = """\
+loaded = [s for s in manager.states().values() if s is not plugyard.PluginState.DISCOVERED]
+assert len(found) == n and not loaded, f"listed {len(found)} of {n}; {len(loaded)} loaded"
+"""
+SCALE_STATES = _registered("found = manager.states()", _NOTHING_LOADED)
+SCALE_CANDIDATES = _registered("found = manager.candidates()", _NOTHING_LOADED)

@@ -20,16 +20,32 @@ pytestmark = pytest.mark.slow
 
 RUN = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 N = 10
+SCALING_N = ("10", "20")
+SCALING_ARGS = ("--scaling-n", *SCALING_N, "--scaling-repeat", "2")
 RATIO = re.compile(r"^\d+\.\d\dx$")
 CELL = re.compile(r"(?<!\\)\|")  # a cell border, not an escaped "|"
+# A scaling cell: the median and the range, e.g. "1.23 ms (1.2-1.31)".
+NUMBER = r"\d+(?:\.\d+)?"
+SCALED = re.compile(rf"^{NUMBER} (?:s|ms|µs|ns) \({NUMBER}-{NUMBER}\)$")
+JUDGED = re.compile(r"^\d+\.\d\dx \*\*(?:met|missed)\*\*$")
 
 
-def _rows() -> list[dict[str, Any]]:
+def _rows(*args: str) -> list[dict[str, Any]]:
     proc = subprocess.run(
-        [sys.executable, str(RUN), "--list-rows"], capture_output=True, text=True, check=True
+        [sys.executable, str(RUN), *args, "--list-rows"], capture_output=True, text=True, check=True
     )
     rows: list[dict[str, Any]] = json.loads(proc.stdout)
     return rows
+
+
+def _scaling_lines() -> list[tuple[str, str]]:
+    """The (row, contender) of every line of the scaling table, as the suite defines them."""
+    return [(row["id"], label) for row in _rows("--only", "scaling") for label in row["contenders"]]
+
+
+def _bench(out: Path, *args: str) -> str:
+    subprocess.run([sys.executable, str(RUN), *args, "--out", str(out)], check=True, timeout=600)
+    return out.read_text(encoding="utf-8")
 
 
 def _table(report: str, heading: str) -> list[list[str]]:
@@ -41,18 +57,16 @@ def _table(report: str, heading: str) -> list[list[str]]:
 
 @pytest.fixture(name="report", scope="module")
 def fixture_report(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The report of one small run: N=10, two processes per figure."""
+    """The report of one small run: N=10 (scaling N=10 and 20), two processes per figure."""
     out = tmp_path_factory.mktemp("bench") / "report.md"
-    subprocess.run(
-        [
-            sys.executable,
-            str(RUN),
-            *("--n", str(N), "--repeat", "2", "--min-time", "0.005", "--out", str(out)),
-        ],
-        check=True,
-        timeout=600,
-    )
-    return out.read_text(encoding="utf-8")
+    return _bench(out, "--n", str(N), "--repeat", "2", "--min-time", "0.005", *SCALING_ARGS)
+
+
+@pytest.fixture(name="scaling_report", scope="module")
+def fixture_scaling_report(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The report of the scaling rows run alone at N=10 and 20."""
+    out = tmp_path_factory.mktemp("bench") / "scaling.md"
+    return _bench(out, "--only", "scaling", *SCALING_ARGS)
 
 
 def test_the_suite_defines_the_rows_of_issue_6() -> None:
@@ -97,3 +111,45 @@ def test_targets_are_shown_next_to_their_ratios(report: str) -> None:
 def test_the_report_names_the_machine_and_the_versions(report: str) -> None:
     for field in ("Platform", "CPU", "Python", "plugyard", "stevedore", "pluggy", "Date"):
         assert f"- **{field}**: " in report
+
+
+def test_the_suite_defines_the_scaling_rows_of_the_lifecycle() -> None:
+    ids = [row["id"] for row in _rows("--only", "scaling")]
+    for what in ("load-all", "load-all-tree", "lazy-calls", "shutdown", "states", "candidates"):
+        assert f"7.{what}" in ids
+    peers = {row["id"]: row["contenders"][1:] for row in _rows("--only", "scaling")}
+    assert any("stevedore" in label for label in peers["7.load-all"])
+
+
+def test_scaling_rows_alone_give_every_line_a_figure_per_n_and_a_ratio(
+    scaling_report: str,
+) -> None:
+    section = scaling_report.split("## Scaling\n", 1)[1]
+    header = next(line for line in section.splitlines() if line.startswith("|"))
+    assert "| N=10 | N=20 | N=20 / N=10 (≤ 2.4x) |" in header
+    cells = _table(scaling_report, "Scaling")
+    assert [(line[0], line[1]) for line in cells] == _scaling_lines()
+    for line in cells:
+        assert all(SCALED.match(cell) for cell in line[2:4]), line
+        assert JUDGED.match(line[4]), line
+
+
+def test_scaling_rows_alone_measure_nothing_else(scaling_report: str) -> None:
+    assert "## Results" not in scaling_report
+    assert "## Targets" not in scaling_report
+    for field in ("Platform", "CPU", "Python", "plugyard", "stevedore", "Date", "Command"):
+        assert f"- **{field}**: " in scaling_report
+
+
+def test_the_full_run_includes_the_scaling_rows(report: str) -> None:
+    cells = _table(report, "Scaling")
+    assert [(line[0], line[1]) for line in cells] == _scaling_lines()
+    assert all(SCALED.match(cell) for line in cells for cell in line[2:4])
+
+
+def test_a_process_past_the_cap_is_reported_and_not_run_again(tmp_path: Path) -> None:
+    """No interpreter starts in a millisecond: every first process runs past that cap."""
+    args = ("--only", "scaling", "--scaling-timeout", "0.001", *SCALING_ARGS)
+    cells = _table(_bench(tmp_path / "capped.md", *args), "Scaling")
+    assert cells
+    assert all(line[2:] == ["> 1 ms", "not run", "n/a"] for line in cells), cells
