@@ -17,7 +17,6 @@ with :func:`contender`; then name its key in a row of ``run.py``.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import statistics
 import timeit
@@ -83,29 +82,14 @@ def _direct_bound(target: Target) -> Case:
     return Case("execute(x)", {"execute": _plugin_class(target)().execute, "x": 42})
 
 
-def _takes_metrics() -> bool:
-    return "metrics" in inspect.signature(plugyard.PluginManager).parameters
-
-
 def metrics_switch() -> str:
     """How this run turns metrics on and off, for the report."""
-    if _takes_metrics():
-        return "`PluginManager(group=G, metrics=True)` / `metrics=False`"
-    return (
-        "PROVISIONAL: this plugyard's manager takes no `metrics` argument, so metrics "
-        "are off by default and, for metrics on, the benchmark wraps the handle's call "
-        "with `PluginMetrics.wrap_unary`, as the manager is meant to"
-    )
+    return "`PluginManager(group=G, metrics=True)` / `metrics=False`"
 
 
 def _manager(target: Target, *, metrics: bool) -> plugyard.PluginManager:
-    options: dict[str, Any] = {"metrics": metrics} if _takes_metrics() else {}
-    manager = plugyard.PluginManager(group=target.group, **options)
-    handle = manager.load(target.name)
-    if metrics and not _takes_metrics():
-        from plugyard._metrics import PluginMetrics  # only on trees without metrics=
-
-        handle.execute = PluginMetrics(target.name, target.group).wrap_unary(handle.execute)
+    manager = plugyard.PluginManager(group=target.group, metrics=metrics)
+    manager.load(target.name)
     return manager
 
 

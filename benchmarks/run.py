@@ -502,9 +502,11 @@ SCALING_SLACK = 1.2
 SCALING_PROBES: dict[str, Probe] = {
     "scale-register": Probe(snippets.SCALE_REGISTER, site=False),
     "scale-load-all": Probe(snippets.SCALE_LOAD_ALL, site=False),
+    "scale-load-all-no-gc": Probe(snippets.SCALE_LOAD_ALL_NO_GC, site=False),
     "scale-load-all-tree": Probe(snippets.SCALE_LOAD_ALL_TREE, site=False),
     "scale-load-all-chain": Probe(snippets.SCALE_LOAD_ALL_CHAIN, site=False),
     "scale-lazy-calls": Probe(snippets.SCALE_LAZY_CALLS, site=False),
+    "scale-lazy-calls-no-gc": Probe(snippets.SCALE_LAZY_CALLS_NO_GC, site=False),
     "scale-shutdown": Probe(snippets.SCALE_SHUTDOWN, site=False),
     "scale-states": Probe(snippets.SCALE_STATES, site=False),
     "scale-candidates": Probe(snippets.SCALE_CANDIDATES, site=False),
@@ -523,6 +525,13 @@ SCALING_CONTENDERS: dict[str, Contender] = {
     ),
     "scale/load-all": _c(
         "plugyard load_all()", "`manager.load_all()`, no dependencies", "scale-load-all", "call"
+    ),
+    "scale/load-all-no-gc": _c(
+        "plugyard load_all(), GC paused",
+        "`manager.load_all()`, no dependencies, with the cyclic garbage collector paused "
+        "(`gc.disable()` after a full collection) for the timed call only",
+        "scale-load-all-no-gc",
+        "call",
     ),
     "scale/load-all-tree": _c(
         "plugyard load_all(), tree",
@@ -543,6 +552,12 @@ SCALING_CONTENDERS: dict[str, Contender] = {
         "`manager.execute(name, 42)` for every name in turn, each call loading the one "
         "plugin it names",
         "scale-lazy-calls",
+        "call",
+    ),
+    "scale/lazy-calls-no-gc": _c(
+        "plugyard execute(), N times, GC paused",
+        "as `scale/lazy-calls`, with the cyclic garbage collector paused for the timed calls",
+        "scale-lazy-calls-no-gc",
         "call",
     ),
     "scale/shutdown": _c(
@@ -576,7 +591,7 @@ SCALING_ROWS: list[Row] = [
         "7.load-all",
         "Load all N registered plugins, no dependencies; stevedore loads N installed ones",
         "scale/load-all",
-        ("scale/stevedore",),
+        ("scale/load-all-no-gc", "scale/stevedore"),
     ),
     Row(
         "7.load-all-tree",
@@ -594,7 +609,7 @@ SCALING_ROWS: list[Row] = [
         "7.lazy-calls",
         "Call each of N registered plugins once, each call loading its plugin",
         "scale/lazy-calls",
-        (),
+        ("scale/lazy-calls-no-gc",),
     ),
     Row("7.shutdown", "Shut down N active plugins", "scale/shutdown", ()),
     Row("7.states", "List the states of N registered plugins", "scale/states", ()),

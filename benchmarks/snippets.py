@@ -237,7 +237,13 @@ assert active == len(states) == n, f"{active} active of {len(states)}, expected 
 """
 
 
-def _registered(body: str, check: str, *, depends: str = _FLAT, before: str = "") -> str:
+def _registered(
+    body: str, check: str, *, depends: str = _FLAT, before: str = "", collect: bool = True
+) -> str:
+    # collect=False times the operation with Python's cyclic garbage collector
+    # paused (after one full collection): what the code's own work costs, apart
+    # from the collector's full passes over a heap that grows with N.
+    pause = "" if collect else "import gc\ngc.collect()\ngc.disable()\n"
     return (
         "import sys\n"
         "from time import perf_counter_ns\n"
@@ -256,6 +262,7 @@ def _registered(body: str, check: str, *, depends: str = _FLAT, before: str = ""
         "t1 = perf_counter_ns()\n"
         "manager = plugyard.PluginManager(registry, entry_points=False)\n"
         f"{textwrap.dedent(before).strip()}\n"
+        f"{pause}"
         "t2 = perf_counter_ns()\n"
         f"{textwrap.dedent(body).strip()}\n"
         "t3 = perf_counter_ns()\n"
@@ -266,12 +273,18 @@ def _registered(body: str, check: str, *, depends: str = _FLAT, before: str = ""
 
 SCALE_REGISTER = _registered("pass", "assert len(registry) == n, len(registry)")
 SCALE_LOAD_ALL = _registered("states = manager.load_all()", _ALL_ACTIVE)
+SCALE_LOAD_ALL_NO_GC = _registered("states = manager.load_all()", _ALL_ACTIVE, collect=False)
 SCALE_LOAD_ALL_TREE = _registered("states = manager.load_all()", _ALL_ACTIVE, depends=_TREE)
 SCALE_LOAD_ALL_CHAIN = _registered("states = manager.load_all()", _ALL_ACTIVE, depends=_CHAIN)
 # Each call loads the one plugin it names: the first call of each in turn.
 SCALE_LAZY_CALLS = _registered(
     "results = [manager.execute(name, 42) for name in names]",
     "assert results == [42] * n, results[:3]\nstates = manager.states()\n" + _ALL_ACTIVE,
+)
+SCALE_LAZY_CALLS_NO_GC = _registered(
+    "results = [manager.execute(name, 42) for name in names]",
+    "assert results == [42] * n, results[:3]\nstates = manager.states()\n" + _ALL_ACTIVE,
+    collect=False,
 )
 SCALE_SHUTDOWN = _registered(
     "manager.shutdown()",

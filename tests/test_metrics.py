@@ -108,9 +108,14 @@ def test_eight_threads_of_100000_calls_are_counted_exactly() -> None:
     assert snapshot.last_error.startswith("ValueError(")
 
 
-def test_the_unary_wrapper_counts_exactly_under_threads() -> None:
+def guarded(metrics: PluginMetrics, fn: Callable[..., Any], calls: list[None] | None = None) -> Any:
+    """The callable a handle of an active plugin holds, never closed."""
+    return metrics.wrap_guarded(fn, [] if calls is None else calls, [False], lambda data: None)
+
+
+def test_the_guarded_wrapper_counts_exactly_under_threads() -> None:
     metrics = PluginMetrics("hot", "g")
-    call = metrics.wrap_unary(lambda data: data)
+    call = guarded(metrics, lambda data: data)
 
     def worker() -> None:
         for i in range(20_000):
@@ -277,23 +282,26 @@ def test_wrappers_pass_arguments_and_keep_the_name() -> None:
         return (data, scale)
 
     wrapped = metrics.wrap(execute)
-    unary = metrics.wrap_unary(execute)
+    unary = guarded(metrics, execute)
     assert wrapped(2, scale=3) == (2, 3)
     assert unary(5) == (5, 1)
     assert unary() == ("default", 1)
     assert unary(None) == (None, 1)
-    assert wrapped.__name__ == unary.__name__ == "execute"
+    assert wrapped.__name__ == "execute"
     assert metrics.snapshot().calls == 4
 
 
-def test_the_unary_wrapper_counts_errors_too() -> None:
+def test_the_guarded_wrapper_counts_errors_too() -> None:
     metrics = PluginMetrics("p", "g")
+    calls: list[None] = []
 
     def execute(data: int) -> int:
+        assert calls == [None]  # in flight while it runs
         raise LookupError(data)
 
     with pytest.raises(LookupError):
-        metrics.wrap_unary(execute)(7)
+        guarded(metrics, execute, calls)(7)
+    assert calls == []
     snapshot = metrics.snapshot()
     assert (snapshot.calls, snapshot.errors, snapshot.in_flight) == (1, 1, 0)
     assert snapshot.last_error == "LookupError(7)"
@@ -309,7 +317,7 @@ def test_a_coroutine_function_gets_a_coroutine_wrapper_measuring_the_await() -> 
         return data * 2
 
     wrapped = metrics.wrap(execute)
-    unary = metrics.wrap_unary(execute)
+    unary = guarded(metrics, execute)
     assert asyncio.iscoroutinefunction(wrapped)
     assert asyncio.iscoroutinefunction(unary)
     assert asyncio.run(wrapped(2)) == 4
@@ -529,3 +537,18 @@ def test_prometheus_text_of_a_group_is_that_of_its_snapshots() -> None:
     text = group.to_prometheus()
     assert 'plugyard_plugin_calls_total{group="g",plugin="a"} 1\n' in text
     assert "last_error" not in text
+
+
+def test_a_closed_guarded_wrapper_redirects_uncounted() -> None:
+    """After a teardown closed it, a stale caller is handed on and counts nowhere."""
+    metrics = PluginMetrics("p", "g")
+    calls: list[None] = []
+    closed = [False]
+    seen: list[Any] = []
+    call = metrics.wrap_guarded(lambda data: ("old", data), calls, closed, seen.append)
+    assert call(1) == ("old", 1)
+    closed[0] = True
+    assert call(2) is None
+    assert seen == [2]
+    assert calls == []
+    assert metrics.snapshot().calls == 1

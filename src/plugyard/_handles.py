@@ -14,11 +14,12 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ._metrics import NO_ARGUMENT, PluginMetrics
 from ._model import PluginInfo, PluginState
 from .exceptions import PluginError, PluginNotFoundError
 
 #: The argument of a call made without one: the plugin's method is then called with none.
-MISSING: Any = object()
+MISSING: Any = NO_ARGUMENT
 
 
 class SlotView(Protocol):
@@ -117,9 +118,15 @@ class PluginHandle:
 
 
 def counted(
-    handle: PluginHandle, method: Callable[..., Any], calls: list[None]
+    handle: PluginHandle,
+    method: Callable[..., Any],
+    calls: list[None],
+    metrics: PluginMetrics | None = None,
 ) -> tuple[Callable[..., Any], list[bool]]:
     """A callable for ``handle.execute`` that calls ``method``, counted in ``calls``.
+
+    With ``metrics`` the same callable records the call's metrics too (one
+    wrapper, not two).
 
     Returns:
         The callable and its ``closed`` flag. Once the flag's only item is
@@ -128,6 +135,12 @@ def counted(
         new call reaches ``method``.
     """
     closed = [False]
+
+    def redirect(data: Any) -> Any:
+        return handle.execute() if data is MISSING else handle.execute(data)
+
+    if metrics is not None:
+        return metrics.wrap_guarded(method, calls, closed, redirect), closed
     enter = calls.append
     leave = calls.pop
 
@@ -137,7 +150,7 @@ def counted(
             enter(None)
             if closed[0]:
                 leave()
-                result = handle.execute() if data is MISSING else handle.execute(data)
+                result = redirect(data)
                 return (await result) if inspect.isawaitable(result) else result
             try:
                 return await (method() if data is MISSING else method(data))
@@ -150,7 +163,7 @@ def counted(
         enter(None)
         if closed[0]:
             leave()
-            return handle.execute() if data is MISSING else handle.execute(data)
+            return redirect(data)
         try:
             return method() if data is MISSING else method(data)
         finally:

@@ -227,12 +227,7 @@ class Lifecycle:
         handle = slot.handle
         if state is PluginState.ACTIVE:
             self.started[name] = slot
-            method = getattr(slot.instance, "execute", None)
-            if method is None:
-                method = no_execute(name)
-            elif self.metrics is not None:
-                method = self.metrics.plugin(name).wrap_unary(method)
-            handle.execute, slot.closed = counted(handle, method, slot.calls)
+            self._open(slot)
         else:
             self.started.pop(name, None)
             if state is PluginState.DISCOVERED:
@@ -323,12 +318,17 @@ class Lifecycle:
     def reopen(self, slots: Iterable[Slot]) -> None:
         """Let calls reach the instances of ``slots`` again (a drain gave up)."""
         for slot in slots:
-            method = getattr(slot.instance, "execute", None)
-            if method is None:
-                method = no_execute(slot.name)
-            elif self.metrics is not None:
-                method = self.metrics.plugin(slot.name).wrap_unary(method)
-            slot.handle.execute, slot.closed = counted(slot.handle, method, slot.calls)
+            self._open(slot)
+
+    def _open(self, slot: Slot) -> None:
+        """Point the handle of an active slot at its instance's ``execute``, counted."""
+        method = getattr(slot.instance, "execute", None)
+        recorder = None
+        if method is None:
+            method = no_execute(slot.name)
+        elif self.metrics is not None:
+            recorder = self.metrics.plugin(slot.name)
+        slot.handle.execute, slot.closed = counted(slot.handle, method, slot.calls, recorder)
 
     def drain(self, slots: Sequence[Slot], timeout: float) -> None:
         """Close ``slots`` and wait until no call is in flight on any of them.

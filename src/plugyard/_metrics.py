@@ -61,7 +61,8 @@ _RAW0 = 3
 _SLOT_SIZE = _RAW0 + 64
 _NBUCKETS = len(LATENCY_BUCKETS) + 1
 
-_NO_ARGUMENT: Any = object()
+#: The argument of a call made without one: the callable is then called with none.
+NO_ARGUMENT: Any = object()
 
 
 def bucket_index(duration_ns: int) -> int:
@@ -300,23 +301,68 @@ class PluginMetrics:
 
         return functools.wraps(fn)(call)
 
-    def wrap_unary(self, fn: Callable[..., R]) -> Callable[..., R]:
-        """Like :meth:`wrap`, for a callable called with at most one positional argument.
+    def wrap_guarded(
+        self,
+        fn: Callable[..., Any],
+        calls: list[None],
+        closed: list[bool],
+        redirect: Callable[[Any], Any],
+    ) -> Callable[..., Any]:
+        """Like :meth:`wrap` for one optional argument, also keeping the call in ``calls``.
 
-        This is how :attr:`PluginHandle.execute` is called; the wrapper takes
-        the argument without packing ``*args`` and ``**kwargs``, which saves
-        about a third of the overhead. Called without an argument, it calls
-        ``fn()``.
+        This is the callable of an active plugin's handle: one closure that
+        both records the call and lets a teardown wait for it. Once
+        ``closed[0]`` is true, a call is handed to ``redirect`` (with its
+        argument, :data:`NO_ARGUMENT` when there is none) instead of ``fn``,
+        uncounted.
         """
-        if inspect.iscoroutinefunction(fn):
-            return cast("Callable[..., R]", self.wrap(cast("Callable[..., Any]", fn)))
         local = self._local
         new_slot = self._new_slot
         note_error = self._note_error
         clock = self._clock
-        missing = _NO_ARGUMENT
+        missing = NO_ARGUMENT
+        enter = calls.append
+        leave = calls.pop
 
-        def call(data: Any = missing, /) -> R:
+        # Written out as in wrap(); calls counts the call from before the
+        # closed check to after the bookkeeping, so a drain sees it whole.
+        if inspect.iscoroutinefunction(fn):
+
+            async def call_async(data: Any = missing, /) -> Any:
+                enter(None)
+                if closed[0]:
+                    leave()
+                    result = redirect(data)
+                    return (await result) if inspect.isawaitable(result) else result
+                try:
+                    slot = local.slot
+                except AttributeError:
+                    slot = new_slot()
+                slot[0] += 1
+                start = clock()
+                try:
+                    result = await (fn() if data is missing else fn(data))
+                except BaseException as exc:
+                    elapsed = clock() - start
+                    slot[2] += elapsed
+                    slot[(elapsed - 1).bit_length() + 3] += 1
+                    slot[1] += 1
+                    leave()
+                    note_error(exc)
+                    raise
+                elapsed = clock() - start
+                slot[2] += elapsed
+                slot[(elapsed - 1).bit_length() + 3] += 1
+                leave()
+                return result
+
+            return call_async
+
+        def call(data: Any = missing, /) -> Any:
+            enter(None)
+            if closed[0]:
+                leave()
+                return redirect(data)
             try:
                 slot = local.slot
             except AttributeError:
@@ -330,14 +376,16 @@ class PluginMetrics:
                 slot[2] += elapsed
                 slot[(elapsed - 1).bit_length() + 3] += 1
                 slot[1] += 1
+                leave()
                 note_error(exc)
                 raise
             elapsed = clock() - start
             slot[2] += elapsed
             slot[(elapsed - 1).bit_length() + 3] += 1
+            leave()
             return result
 
-        return functools.wraps(fn)(call)
+        return call
 
     def record_import(self, seconds: float) -> None:
         """Record how long importing and instantiating the plugin took."""
