@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _public
+from . import _public, exceptions
 from ._candidate import Candidate, CandidateKind
 from ._configstore import ConfigStore
 from ._discovery import EntryPoint
@@ -28,88 +28,42 @@ from ._model import Dependency, FunctionPlugin, Plugin, PluginContext, PluginInf
 from ._policy import TrustPolicy
 from ._registry import DEFAULT_GROUP, Registry, get_registry, register
 from ._resolve import Plan
-from .exceptions import (
-    ConfigError,
-    DependencyCycleError,
-    DependencyError,
-    DependencyFailedError,
-    DependencyVersionError,
-    DependentsActiveError,
-    DuplicatePluginError,
-    InvalidKeyError,
-    InvalidPluginError,
-    InvalidWheelError,
-    ManagerBusyError,
-    ManagerClosedError,
-    MissingDependencyError,
-    PluginBusyError,
-    PluginConflictError,
-    PluginError,
-    PluginLoadError,
-    PluginNotActiveError,
-    PluginNotFoundError,
-    PluginSetupError,
-    PluginStateError,
-    PluginWarning,
-    SignatureError,
-)
+from .exceptions import *  # noqa: F403 - every error, as exceptions.__all__ lists them
 
 __all__ = [
     "DEFAULT_GROUP",
     "Candidate",
     "CandidateKind",
     "ConfigChanged",
-    "ConfigError",
     "ConfigRejected",
     "ConfigStore",
     "Dependency",
-    "DependencyCycleError",
-    "DependencyError",
-    "DependencyFailedError",
-    "DependencyVersionError",
-    "DependentsActiveError",
-    "DuplicatePluginError",
     "EntryPoint",
     "Event",
     "EventBus",
     "FunctionPlugin",
-    "InvalidKeyError",
-    "InvalidPluginError",
-    "InvalidWheelError",
-    "ManagerBusyError",
-    "ManagerClosedError",
     "MetricsSnapshot",
-    "MissingDependencyError",
     "Plan",
     "Plugin",
     "PluginActivated",
-    "PluginBusyError",
-    "PluginConflictError",
     "PluginContext",
     "PluginDiscovered",
-    "PluginError",
     "PluginFailed",
     "PluginHandle",
     "PluginInfo",
-    "PluginLoadError",
     "PluginLoaded",
     "PluginManager",
-    "PluginNotActiveError",
-    "PluginNotFoundError",
-    "PluginSetupError",
     "PluginState",
-    "PluginStateError",
     "PluginUnloaded",
-    "PluginWarning",
     "Registry",
-    "SignatureError",
     "SignatureRejected",
     "Subscription",
     "TrustPolicy",
-    "__version__",
+    "__version__",  # noqa: F405 - made on first use by __getattr__ below
     "get_registry",
     "register",
     "to_prometheus",
+    *exceptions.__all__,
 ]
 
 

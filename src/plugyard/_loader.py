@@ -82,14 +82,7 @@ def load(
         )
     declared = registry.find(target)
     if declared is None:
-        declared = info_for(
-            target,
-            group=candidate.group,
-            name=name,
-            version=None,
-            depends_on=None,
-            optional_depends_on=None,
-        )
+        declared = info_for(target, group=candidate.group, name=name)
     elif declared.name != name:
         raise load_error(
             ep,

@@ -1,6 +1,6 @@
 """Per-plugin metrics: calls, errors, in-flight calls, latency, import and setup time.
 
-The hot path is the wrapper :meth:`PluginMetrics.wrap` returns: it counts
+The hot path is the wrapper :meth:`PluginMetrics.wrap_guarded` returns: it counts
 every call exactly, from any number of threads, without a lock. Each thread
 counts into its own slot (a list that only that thread writes), and
 :meth:`PluginMetrics.snapshot` adds the slots up. When a thread ends, its slot
@@ -17,7 +17,6 @@ bucket: within a factor of two.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import math
 import threading
@@ -25,7 +24,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any
 
 import attrs
 
@@ -38,8 +37,6 @@ __all__ = [
     "to_prometheus",
 ]
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
 _FIRST_POWER = 10  # 2**10 ns = 1.024 µs
 _LAST_POWER = 37  # 2**37 ns = 137.4 s
@@ -191,7 +188,7 @@ class _Token:
 class PluginMetrics:
     """Records the metrics of one plugin.
 
-    Wrap the callables to measure with :meth:`wrap`; record import and setup
+    Wrap the callables to measure with :meth:`wrap_guarded`; record import and setup
     times with :meth:`record_import` and :meth:`record_setup`; read everything
     with :meth:`snapshot`. Safe to use from any number of threads.
 
@@ -233,74 +230,6 @@ class PluginMetrics:
             text = f"<{type(error).__qualname__} (repr() failed)>"
         self._last_error = (text, time.time())
 
-    def wrap(self, fn: Callable[P, R]) -> Callable[P, R]:
-        """Return a callable that calls ``fn`` and records the call.
-
-        Every call is counted once it returns or raises; one that raises
-        (any :class:`BaseException`) counts as an error and becomes the last
-        error. A coroutine function gets a coroutine function wrapper that
-        measures the whole awaited call. Generators are measured only until
-        they are created.
-        """
-        local = self._local
-        new_slot = self._new_slot
-        note_error = self._note_error
-        clock = self._clock
-
-        # The slot layout (see _SLOT_SIZE) is spelt with literal indexes, the
-        # bucket index is inlined and the bookkeeping is written out twice
-        # rather than in a finally block: each saves a measurable part of the
-        # overhead. A call is counted (its bucket) before its error, so that
-        # a copy of the slot never holds more errors than calls.
-        if inspect.iscoroutinefunction(fn):
-            async_fn = cast("Callable[..., Any]", fn)
-
-            async def call_async(*args: Any, **kwargs: Any) -> Any:
-                try:
-                    slot = local.slot
-                except AttributeError:
-                    slot = new_slot()
-                slot[0] += 1
-                start = clock()
-                try:
-                    result = await async_fn(*args, **kwargs)
-                except BaseException as exc:
-                    elapsed = clock() - start
-                    slot[2] += elapsed
-                    slot[(elapsed - 1).bit_length() + 3] += 1
-                    slot[1] += 1
-                    note_error(exc)
-                    raise
-                elapsed = clock() - start
-                slot[2] += elapsed
-                slot[(elapsed - 1).bit_length() + 3] += 1
-                return result
-
-            return cast("Callable[P, R]", functools.wraps(fn)(call_async))
-
-        def call(*args: P.args, **kwargs: P.kwargs) -> R:
-            try:
-                slot = local.slot
-            except AttributeError:
-                slot = new_slot()
-            slot[0] += 1
-            start = clock()
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
-                elapsed = clock() - start
-                slot[2] += elapsed
-                slot[(elapsed - 1).bit_length() + 3] += 1
-                slot[1] += 1
-                note_error(exc)
-                raise
-            elapsed = clock() - start
-            slot[2] += elapsed
-            slot[(elapsed - 1).bit_length() + 3] += 1
-            return result
-
-        return functools.wraps(fn)(call)
-
     def wrap_guarded(
         self,
         fn: Callable[..., Any],
@@ -308,7 +237,13 @@ class PluginMetrics:
         closed: list[bool],
         redirect: Callable[[Any], Any],
     ) -> Callable[..., Any]:
-        """Like :meth:`wrap` for one optional argument, also keeping the call in ``calls``.
+        """Return a callable that calls ``fn`` with one optional argument and records the call.
+
+        Every call is counted once it returns or raises; one that raises
+        (any :class:`BaseException`) counts as an error and becomes the last
+        error. A coroutine function gets a coroutine function wrapper that
+        measures the whole awaited call. The call is kept in ``calls`` while
+        it runs.
 
         This is the callable of an active plugin's handle: one closure that
         both records the call and lets a teardown wait for it. Once
@@ -324,8 +259,13 @@ class PluginMetrics:
         enter = calls.append
         leave = calls.pop
 
-        # Written out as in wrap(); calls counts the call from before the
-        # closed check to after the bookkeeping, so a drain sees it whole.
+        # The slot layout (see _SLOT_SIZE) is spelt with literal indexes, the
+        # bucket index is inlined and the bookkeeping is written out twice
+        # rather than in a finally block: each saves a measurable part of the
+        # overhead. A call is counted (its bucket) before its error, so that
+        # a copy of the slot never holds more errors than calls. ``calls``
+        # holds the call from before the closed check to after the
+        # bookkeeping, so a drain sees it whole.
         if inspect.iscoroutinefunction(fn):
 
             async def call_async(data: Any = missing, /) -> Any:

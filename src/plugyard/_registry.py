@@ -35,10 +35,10 @@ def info_for(
     obj: object,
     *,
     group: str,
-    name: str | None,
-    version: str | None,
-    depends_on: DependsOn | None,
-    optional_depends_on: DependsOn | None,
+    name: str | None = None,
+    version: str | None = None,
+    depends_on: DependsOn | None = None,
+    optional_depends_on: DependsOn | None = None,
     distribution: str | None = None,
 ) -> PluginInfo:
     """Validate a plugin declaration and build its :class:`PluginInfo`.
