@@ -196,6 +196,9 @@ def _thawed(value: Any) -> Any:
     return value
 
 
+_EMPTY: Mapping[str, Any] = types.MappingProxyType({})
+
+
 def freeze(value: Any) -> Any:
     """A deep, read-only copy of a config value, safe to hand to plugins.
 
@@ -206,6 +209,8 @@ def freeze(value: Any) -> Any:
     copy.
     """
     if isinstance(value, Mapping):
+        if not value:
+            return _EMPTY  # most plugins have no config: one shared empty mapping
         return types.MappingProxyType({key: freeze(item) for key, item in value.items()})
     if isinstance(value, list | tuple):
         return tuple(freeze(item) for item in value)

@@ -379,7 +379,8 @@ class EventBus:
 
         Publishers use it to skip building events nobody listens to.
         """
-        return any(issubclass(event_type, s.event_type) for s in self._subs if s._active)
+        subs = self._subs
+        return bool(subs) and any(issubclass(event_type, s.event_type) for s in subs if s._active)
 
     def publish(self, event: Event) -> None:
         """Deliver ``event`` to its handlers now, or at the end of a :meth:`deferred` block.

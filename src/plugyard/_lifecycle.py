@@ -50,6 +50,14 @@ log.addHandler(logging.NullHandler())
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
+#: The event each state change publishes (a failure's carries its error).
+_EVENTS: dict[PluginState, type[Any]] = {
+    PluginState.LOADED: PluginLoaded,
+    PluginState.ACTIVE: PluginActivated,
+    PluginState.UNLOADED: PluginUnloaded,
+}
+
+
 class Slot:
     """The mutable runtime state of one plugin; changed only under the manager's lock.
 
@@ -224,28 +232,21 @@ class Lifecycle:
         slot.state = state
         slot.error = error
         name = slot.name
-        handle = slot.handle
         if state is PluginState.ACTIVE:
             self.started[name] = slot
             self._open(slot)
         else:
             self.started.pop(name, None)
             if state is PluginState.DISCOVERED:
-                handle.execute = self.lazy(name)
+                slot.handle.execute = self.lazy(name)
             elif state is not PluginState.LOADED:
-                handle.execute = refusing(slot)
-        event: type[Any] = {
-            PluginState.LOADED: PluginLoaded,
-            PluginState.ACTIVE: PluginActivated,
-            PluginState.FAILED: PluginFailed,
-            PluginState.UNLOADED: PluginUnloaded,
-        }.get(state, type(None))
+                slot.handle.execute = refusing(slot)
         if state is PluginState.FAILED:
             assert error is not None  # noqa: S101 - a failure has its error
             log.warning("%s", error)
             if self.metrics is not None:
                 self.metrics.plugin(name).record_error(error)
-            self.emit(event, slot, error=error)
+            self.emit(PluginFailed, slot, error=error)
             if isinstance(error, SignatureError):
                 self.emit(
                     SignatureRejected,
@@ -253,8 +254,8 @@ class Lifecycle:
                     distribution=error.distribution,
                     problems=tuple(f"{p.kind}: {p}" for p in error.problems),
                 )
-        elif event is not type(None):
-            self.emit(event, slot)
+        elif state in _EVENTS:
+            self.emit(_EVENTS[state], slot)
 
     def emit(self, event: type[Any], slot: Slot, **fields: Any) -> None:
         """Publish ``event`` about ``slot``'s plugin, if anyone listens."""

@@ -255,7 +255,7 @@ class PluginManager(AsyncAPI):
 
     def states(self) -> Mapping[str, PluginState]:
         """Every known plugin's state, by name (sorted); imports and changes nothing."""
-        return {c.name: c.state for c in self._table.listing(modules=False)}
+        return self._table.states()
 
     def errors(self) -> Mapping[str, BaseException]:
         """The error that failed each failed plugin, by name (sorted).

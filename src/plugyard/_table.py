@@ -116,6 +116,19 @@ class Table:
                     listed[ep.name, CandidateKind.MODULE] = module_candidate(ep)
         return [listed[key] for key in sorted(listed)]
 
+    def states(self) -> dict[str, PluginState]:
+        """Every plugin's state, by name (sorted), as :meth:`listing` has them, built lighter."""
+        slots = self.snapshot()
+        installed = self.installed()
+        found = {name: slot.state for name, slot in slots.items()}
+        for name in installed.by_name:
+            if name not in found:
+                failed = installed.error(name) is not None
+                found[name] = PluginState.FAILED if failed else PluginState.DISCOVERED
+        for info, _ in self.registry.entries():
+            found.setdefault(info.name, PluginState.DISCOVERED)
+        return {name: found[name] for name in sorted(found)}
+
     def _entry(self, name: str) -> list[tuple[PluginInfo, object]]:
         if name in self.registry:
             return [(self.registry.info(name), self.registry.target(name))]
