@@ -34,10 +34,12 @@ STAGES = [
     "plugyard._policy",
     "plugyard._loader",
     "plugyard._resolve",
+    "plugyard._interface",
     "plugyard._handles",
     "plugyard._lifecycle",
     "plugyard._table",
     "plugyard._configure",
+    "plugyard._start",
     "plugyard._asyncapi",
     "plugyard._manager",
 ]

@@ -21,7 +21,7 @@ from ._events import (
     SignatureRejected,
     Subscription,
 )
-from ._handles import PluginHandle
+from ._handles import MapResult, PluginHandle
 from ._manager import PluginManager
 from ._metrics import MetricsSnapshot, to_prometheus
 from ._model import Dependency, FunctionPlugin, Plugin, PluginContext, PluginInfo, PluginState
@@ -42,6 +42,7 @@ __all__ = [
     "Event",
     "EventBus",
     "FunctionPlugin",
+    "MapResult",
     "MetricsSnapshot",
     "Plan",
     "Plugin",

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic
 
-from ._handles import PluginHandle
+from ._handles import MapResult, PluginHandle, T
 from ._lifecycle import Invoker
 from ._model import PluginState
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ._table import Table
 
 
-class AsyncAPI:
+class AsyncAPI(Generic[T]):
     """The ``a``-prefixed methods of :class:`PluginManager`, and ``async with``."""
 
     if TYPE_CHECKING:
@@ -37,6 +37,7 @@ class AsyncAPI:
         ) -> None: ...
         def _shutdown(self, timeout: float | None, invoke: Invoker) -> None: ...
         def _configure(self, name: str, config: Mapping[str, Any], invoke: Invoker) -> None: ...
+        def _active_handles(self) -> list[PluginHandle[T]]: ...
 
     async def __aenter__(self) -> Self:
         return self
@@ -56,10 +57,29 @@ class AsyncAPI:
             result = await result
         return result
 
-    async def aload(self, name: str) -> PluginHandle:
+    async def aload(self, name: str) -> PluginHandle[T]:
         """:meth:`load`, awaiting ``async def setup`` methods on the running loop."""
-        handle: PluginHandle = await self._in_thread(self._load, name, call="aload")
+        handle: PluginHandle[T] = await self._in_thread(self._load, name, call="aload")
         return handle
+
+    async def amap(
+        self, method: str, /, *args: Any, propagate: bool = False, **kwargs: Any
+    ) -> dict[str, MapResult]:
+        """:meth:`map` for async plugins: load them all, then await each call in order."""
+        await self.aload_all()
+        results: dict[str, MapResult] = {}
+        for handle in self._active_handles():
+            try:
+                value = handle.call(method, *args, **kwargs)
+                if inspect.isawaitable(value):
+                    value = await value
+            except Exception as exc:  # noqa: PERF203 - each plugin's error is its own result
+                if propagate:
+                    raise
+                results[handle.name] = MapResult(handle.name, error=exc)
+            else:
+                results[handle.name] = MapResult(handle.name, value)
+        return results
 
     async def aload_all(self) -> Mapping[str, PluginState]:
         """:meth:`load_all`, awaiting ``async def setup`` methods on the running loop."""

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol
+
+import attrs
 
 from ._metrics import NO_ARGUMENT, PluginMetrics
 from ._model import PluginInfo, PluginState
@@ -20,6 +22,16 @@ from .exceptions import PluginError, PluginNotFoundError
 
 #: The argument of a call made without one: the plugin's method is then called with none.
 MISSING: Any = NO_ARGUMENT
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar
+
+    #: What a manager's plugins implement: its ``interface``, or anything.
+    T = TypeVar("T", default=Any)
+else:
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 
 class SlotView(Protocol):
@@ -37,7 +49,7 @@ class SlotView(Protocol):
     def refusal(self) -> PluginError: ...
 
 
-class PluginHandle:
+class PluginHandle(Generic[T]):
     """What callers hold to use one plugin; the same object for the manager's life.
 
     ``handle.execute(data)`` calls the plugin's ``execute``. The attribute is
@@ -56,17 +68,22 @@ class PluginHandle:
         execute: Call the plugin with one argument (or none).
     """
 
-    __slots__ = ("_slot", "execute", "group", "name")
+    __slots__ = ("_call", "_slot", "execute", "group", "name")
 
     execute: Callable[..., Any]
+    _call: Callable[[str, tuple[Any, ...], dict[str, Any]], Any]
 
     def __init__(self, name: str, group: str) -> None:
         self.name = name
         self.group = group
         self._slot: SlotView | None = None
         self.execute = self._gone
+        self._call = self._gone_call
 
     def _gone(self, data: Any = MISSING, /) -> Any:
+        raise PluginNotFoundError(self.name, self.group)
+
+    def _gone_call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         raise PluginNotFoundError(self.name, self.group)
 
     def _attach(self, slot: SlotView | None) -> None:
@@ -74,6 +91,21 @@ class PluginHandle:
         self._slot = slot
         if slot is None:
             self.execute = self._gone
+            self._call = self._gone_call
+
+    def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Call the plugin's method ``method`` with any arguments, as :attr:`execute` is called.
+
+        The call loads the plugin if needed, counts in its metrics and is
+        waited for by an unload, like :attr:`execute`; an ``async def``
+        method gives an awaitable.
+
+        Raises:
+            PluginError: the plugin has no such method.
+            PluginNotActiveError: the plugin failed or was unloaded.
+            PluginNotFoundError: the plugin is gone.
+        """
+        return self._call(method, args, kwargs)
 
     def _view(self) -> SlotView:
         slot = self._slot
@@ -100,8 +132,8 @@ class PluginHandle:
         return self._view().info
 
     @property
-    def instance(self) -> Any:
-        """The plugin's active instance.
+    def instance(self) -> T:
+        """The plugin's active instance (typed as the manager's ``interface``).
 
         Raises:
             PluginNotActiveError: the plugin is not active.
@@ -110,7 +142,8 @@ class PluginHandle:
         slot = self._view()
         if slot.state is not PluginState.ACTIVE:
             raise slot.refusal()
-        return slot.instance
+        instance: T = slot.instance
+        return instance
 
     def __repr__(self) -> str:
         slot = self._slot
@@ -172,6 +205,21 @@ def counted(
     return call, closed
 
 
+def lazy(
+    name: str, load: Callable[[str], PluginHandle]
+) -> tuple[Callable[..., Any], Callable[[str, tuple[Any, ...], dict[str, Any]], Any]]:
+    """The callables of a handle whose plugin is not loaded: load it with ``load``, then call."""
+
+    def load_then_execute(data: Any = MISSING, /) -> Any:
+        handle = load(name)
+        return handle.execute() if data is MISSING else handle.execute(data)
+
+    def load_then_call(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return load(name).call(method, *args, **kwargs)
+
+    return load_then_execute, load_then_call
+
+
 def refusing(slot: SlotView) -> Callable[..., Any]:
     """A callable for ``handle.execute`` that raises why the plugin cannot be called."""
 
@@ -181,6 +229,74 @@ def refusing(slot: SlotView) -> Callable[..., Any]:
     return refuse
 
 
+def refusing_call(slot: SlotView) -> Callable[[str, tuple[Any, ...], dict[str, Any]], Any]:
+    """The same refusal, for :meth:`PluginHandle.call`."""
+
+    def refuse(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        raise slot.refusal()
+
+    return refuse
+
+
+def method_caller(
+    handle: PluginHandle,
+    instance: object,
+    calls: list[None],
+    closed: list[bool],
+    metrics: PluginMetrics | None,
+) -> Callable[[str, tuple[Any, ...], dict[str, Any]], Any]:
+    """What :meth:`PluginHandle.call` runs while the plugin is active: counted, like ``execute``.
+
+    ``closed`` is the flag of the handle's ``execute`` callable: once it is
+    set, a call is passed on to whatever the handle holds by then.
+    """
+
+    def invoke(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        calls.append(None)
+        if closed[0]:
+            calls.pop()
+            return handle.call(method, *args, **kwargs)
+        fn = getattr(instance, method, None) if not method.startswith("_") else None
+        if fn is None or not callable(fn):
+            calls.pop()
+            raise PluginError(
+                f"plugin {handle.name!r} has no method {method}()", plugin=handle.name
+            )
+        if inspect.iscoroutinefunction(fn):
+            calls.pop()
+            return _counted_await(handle, method, fn, args, kwargs, calls, closed, metrics)
+        try:
+            return fn(*args, **kwargs) if metrics is None else metrics.measure(fn, args, kwargs)
+        finally:
+            calls.pop()
+
+    return invoke
+
+
+async def _counted_await(
+    handle: PluginHandle,
+    method: str,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    calls: list[None],
+    closed: list[bool],
+    metrics: PluginMetrics | None,
+) -> Any:
+    # Counted from when it runs: a teardown may have closed the handle since.
+    calls.append(None)
+    if closed[0]:
+        calls.pop()
+        result = handle.call(method, *args, **kwargs)
+        return (await result) if inspect.isawaitable(result) else result
+    try:
+        if metrics is None:
+            return await fn(*args, **kwargs)
+        return await metrics.measure(fn, args, kwargs)
+    finally:
+        calls.pop()
+
+
 def no_execute(name: str) -> Callable[..., Any]:
     """The method of a plugin without ``execute``: calling it says so."""
 
@@ -188,3 +304,29 @@ def no_execute(name: str) -> Callable[..., Any]:
         raise PluginError(f"plugin {name!r} has no execute() method", plugin=name)
 
     return refuse
+
+
+@attrs.frozen
+class MapResult:
+    """What one plugin answered to :meth:`PluginManager.map`.
+
+    Attributes:
+        plugin: The plugin's name.
+        value: What the method returned (``None`` if it raised).
+        error: What the method raised, or ``None``.
+    """
+
+    plugin: str
+    value: Any = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the method returned."""
+        return self.error is None
+
+    def unwrap(self) -> Any:
+        """The value, or raise the error."""
+        if self.error is not None:
+            raise self.error
+        return self.value

@@ -27,13 +27,24 @@ from ._events import (
     PluginUnloaded,
     SignatureRejected,
 )
-from ._handles import PluginHandle, counted, no_execute, refusing
+from ._handles import (
+    PluginHandle,
+    counted,
+    lazy,
+    method_caller,
+    no_execute,
+    refusing,
+    refusing_call,
+)
+from ._interface import problems
 from ._metrics import GroupMetrics
 from ._model import FunctionPlugin, PluginContext, PluginInfo, PluginState
+from ._registry import origin_of
 from .exceptions import (
     ManagerClosedError,
     PluginBusyError,
     PluginError,
+    PluginInterfaceError,
     PluginNotActiveError,
     PluginSetupError,
     SignatureError,
@@ -185,8 +196,10 @@ class Lifecycle:
         group: The group.
         events: Where events are published.
         metrics: The group's metrics, or ``None`` when they are off.
-        lazy: Makes the callable of a handle whose plugin is not loaded yet
-            (it loads the plugin, then calls it).
+        load: Loads a plugin by name and returns its handle: what a call of a
+            plugin that is not loaded yet does first.
+        interface: What every plugin must implement (a protocol or an ABC),
+            checked before it is set up.
     """
 
     def __init__(
@@ -194,12 +207,14 @@ class Lifecycle:
         group: str,
         events: EventBus,
         metrics: GroupMetrics | None,
-        lazy: Callable[[str], Callable[..., Any]],
+        load: Callable[[str], PluginHandle],
+        interface: type[Any] | None = None,
     ) -> None:
         self.group = group
+        self.interface = interface
         self.events = events
         self.metrics = metrics
-        self.lazy = lazy
+        self.load = load
         self.closed = False
         # Active plugins in the order they were set up; torn down in reverse.
         self.started: dict[str, Slot] = {}
@@ -224,7 +239,7 @@ class Lifecycle:
     def new_slot(self, candidate: Candidate, handle: PluginHandle) -> Slot:
         """A slot for a candidate that has just become known."""
         slot = Slot(candidate, handle, self)
-        handle.execute = self.lazy(candidate.name)
+        handle.execute, handle._call = lazy(candidate.name, self.load)
         return slot
 
     def transition(self, slot: Slot, state: PluginState, error: PluginError | None = None) -> None:
@@ -238,9 +253,9 @@ class Lifecycle:
         else:
             self.started.pop(name, None)
             if state is PluginState.DISCOVERED:
-                slot.handle.execute = self.lazy(name)
+                slot.handle.execute, slot.handle._call = lazy(name, self.load)
             elif state is not PluginState.LOADED:
-                slot.handle.execute = refusing(slot)
+                slot.handle.execute, slot.handle._call = refusing(slot), refusing_call(slot)
         if state is PluginState.FAILED:
             assert error is not None  # noqa: S101 - a failure has its error
             log.warning("%s", error)
@@ -277,6 +292,10 @@ class Lifecycle:
         target = slot.candidate.target
         interrupt: BaseException | None = None
         try:
+            if self.interface is not None:
+                wrong = problems(target, self.interface)
+                if wrong:
+                    raise PluginInterfaceError(info.name, origin_of(self.interface), wrong)
             setup = getattr(target, "setup", None) if inspect.isclass(target) else None
             if setup is not None:
                 invoke.check(info.name, setup, "setup")
@@ -313,7 +332,7 @@ class Lifecycle:
     def close(self, slots: Iterable[Slot]) -> None:
         """Stop new calls reaching the instances of ``slots``; calls in flight go on."""
         for slot in slots:
-            slot.handle.execute = refusing(slot)
+            slot.handle.execute, slot.handle._call = refusing(slot), refusing_call(slot)
             slot.closed[0] = True
 
     def reopen(self, slots: Iterable[Slot]) -> None:
@@ -322,14 +341,15 @@ class Lifecycle:
             self._open(slot)
 
     def _open(self, slot: Slot) -> None:
-        """Point the handle of an active slot at its instance's ``execute``, counted."""
+        """Point the handle of an active slot at its instance's methods, counted."""
+        handle = slot.handle
+        recorder = None if self.metrics is None else self.metrics.plugin(slot.name)
         method = getattr(slot.instance, "execute", None)
-        recorder = None
         if method is None:
-            method = no_execute(slot.name)
-        elif self.metrics is not None:
-            recorder = self.metrics.plugin(slot.name)
-        slot.handle.execute, slot.closed = counted(slot.handle, method, slot.calls, recorder)
+            handle.execute, slot.closed = counted(handle, no_execute(slot.name), slot.calls)
+        else:
+            handle.execute, slot.closed = counted(handle, method, slot.calls, recorder)
+        handle._call = method_caller(handle, slot.instance, slot.calls, slot.closed, recorder)
 
     def drain(self, slots: Sequence[Slot], timeout: float) -> None:
         """Close ``slots`` and wait until no call is in flight on any of them.

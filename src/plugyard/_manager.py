@@ -6,27 +6,24 @@ import contextlib
 import importlib
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from types import MappingProxyType
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from . import _configure, _resolve
+from . import _configure, _resolve, _start
 from ._asyncapi import AsyncAPI
 from ._candidate import Candidate
 from ._configstore import ConfigStore
 from ._events import EventBus
-from ._handles import MISSING, PluginHandle
-from ._lifecycle import Invoker, Lifecycle, Slot
+from ._handles import MapResult, PluginHandle, T
+from ._lifecycle import Invoker, Lifecycle
 from ._metrics import GroupMetrics
 from ._model import PluginInfo, PluginState
 from ._policy import Gate, TrustPolicy
 from ._registry import Registry, get_registry
 from ._table import Table
 from .exceptions import (
-    ConfigError,
-    DependencyFailedError,
     DependentsActiveError,
     ManagerBusyError,
     ManagerClosedError,
@@ -42,7 +39,7 @@ _SHUTDOWN = Invoker(call="ashutdown")
 _CONFIGURE = Invoker(call="aconfigure")
 
 
-class PluginManager(AsyncAPI):
+class PluginManager(AsyncAPI[T]):
     """Loads, runs and unloads the plugins of one group, dependencies first.
 
     Plugins are loaded lazily: on first :meth:`get` or :meth:`execute`, or all
@@ -85,6 +82,11 @@ class PluginManager(AsyncAPI):
             calls in flight before it gives up with :class:`PluginBusyError`.
         lock_timeout: How long, in seconds, a lifecycle operation waits for
             the one running before it gives up with :class:`ManagerBusyError`.
+        interface: What every plugin must implement: a :class:`typing.Protocol`
+            or an ABC. Each plugin is checked before it is set up (its methods,
+            ``async`` or not, their positional arguments) and fails alone with
+            :class:`PluginInterfaceError` if it does not fit; handles are typed
+            ``PluginHandle[interface]``.
 
     Raises:
         ValueError: neither ``registry`` nor ``group`` is given, or both are
@@ -104,6 +106,7 @@ class PluginManager(AsyncAPI):
         metrics: bool = True,
         drain_timeout: float = 30.0,
         lock_timeout: float = 60.0,
+        interface: type[T] | None = None,
     ) -> None:
         if registry is None:
             if group is None:
@@ -120,8 +123,11 @@ class PluginManager(AsyncAPI):
         )
         self.drain_timeout = drain_timeout
         self.lock_timeout = lock_timeout
+        self.interface = interface
         self._metrics = GroupMetrics(self.group) if metrics else None
-        self._lifecycle = Lifecycle(self.group, self.events, self._metrics, self._lazy)
+        self._lifecycle = Lifecycle(
+            self.group, self.events, self._metrics, self._load_lazily, interface
+        )
         self._gate = Gate(self.trust, self.group)
         self._table = Table(
             registry,
@@ -169,7 +175,7 @@ class PluginManager(AsyncAPI):
             handle = self._handle(name)
         return handle.execute(data)
 
-    def get(self, name: str) -> PluginHandle:
+    def get(self, name: str) -> PluginHandle[T]:
         """Return the handle of plugin ``name``, loading it and its dependencies first.
 
         Raises:
@@ -185,7 +191,7 @@ class PluginManager(AsyncAPI):
 
     # -- lifecycle (one at a time) -----------------------------------------
 
-    def load(self, name: str) -> PluginHandle:
+    def load(self, name: str) -> PluginHandle[T]:
         """Start plugin ``name`` and, first, every dependency it needs.
 
         A failed or unloaded plugin is tried again; an active one is left as it is.
@@ -250,6 +256,47 @@ class PluginManager(AsyncAPI):
                 torn down: use :meth:`ashutdown`.
         """
         self._shutdown(timeout, _SHUTDOWN)
+
+    def map(
+        self, method: str, /, *args: Any, propagate: bool = False, **kwargs: Any
+    ) -> dict[str, MapResult]:
+        """Call ``method`` on every active plugin, loading them all first, in dependency order.
+
+        ============================  ===========================================
+        a plugin ...                  in the result
+        ============================  ===========================================
+        returns                       ``MapResult(name, value)``
+        raises                        ``MapResult(name, error=exc)``; the others
+                                      are still called (``propagate=True``:
+                                      the exception is raised at once)
+        has no such method            an error result (:class:`PluginError`)
+        failed to load, is disabled   left out (see :meth:`errors`)
+        ============================  ===========================================
+
+        Each call counts in the plugin's metrics and is waited for by an
+        unload, as :meth:`PluginHandle.call` is.
+
+        Returns:
+            The results by plugin name, in the order the plugins were called.
+        """
+        self.load_all()
+        results: dict[str, MapResult] = {}
+        for handle in self._active_handles():
+            try:
+                results[handle.name] = MapResult(handle.name, handle.call(method, *args, **kwargs))
+            except Exception as exc:  # noqa: PERF203 - each plugin's error is its own result
+                if propagate:
+                    raise
+                results[handle.name] = MapResult(handle.name, error=exc)
+        return results
+
+    def __iter__(self) -> Iterator[PluginHandle[T]]:
+        """Load every plugin, then yield the handles of the active ones in dependency order."""
+        self.load_all()
+        return iter(self._active_handles())
+
+    def _active_handles(self) -> list[PluginHandle[T]]:
+        return [slot.handle for slot in list(self._lifecycle.started.values())]
 
     # -- reading (no lifecycle lock) ----------------------------------------
 
@@ -429,14 +476,9 @@ class PluginManager(AsyncAPI):
         if self._lifecycle.closed:
             raise ManagerClosedError(self.group)
 
-    def _lazy(self, name: str) -> Callable[..., Any]:
-        """The callable of a handle whose plugin is not loaded: load it, then call it."""
-
-        def load_then_call(data: Any = MISSING, /) -> Any:
-            handle = self._ensure_active(name, _EXECUTE)
-            return handle.execute() if data is MISSING else handle.execute(data)
-
-        return load_then_call
+    def _load_lazily(self, name: str) -> PluginHandle:
+        """What a call of a plugin that is not loaded does first."""
+        return self._ensure_active(name, _EXECUTE)
 
     def _handle(self, name: str) -> PluginHandle:
         with self._locked():
@@ -479,51 +521,7 @@ class PluginManager(AsyncAPI):
             return self.states()
 
     def _start(self, names: list[str], invoke: Invoker) -> None:
-        self._table.sync_registry()
-        slots = self._table.slots
-        # A slot whose import failed never starts; it stays failed and fails
-        # its dependents. A disabled plugin keeps its state and fails the
-        # plugins that require it.
-        closure = self._table.closure(names)
-        disabled, broken = self._disabled.of(closure)
-        for name, corrupt in broken.items():
-            self._lifecycle.transition(slots[name], PluginState.FAILED, corrupt)
-        todo = {
-            n for n in closure if slots[n].candidate.imported and n not in disabled | broken.keys()
-        }
-        failed: dict[str, BaseException] = {
-            name: slots[name].error  # type: ignore[misc]
-            for name in closure - todo
-            if slots[name].state is PluginState.FAILED and slots[name].error is not None
-        }
-        failed.update({n: _configure.disabled_error(n, slots[n].state) for n in disabled})
-        plan = _resolve.plan({n: slots[n].info for n in todo}, self._table.known(), failed)
-        for name, error in plan.failures.items():
-            self._lifecycle.transition(slots[name], PluginState.FAILED, error)
-        for name in plan.order:
-            interrupt = self._activate(slots[name], invoke)
-            if interrupt is not None:
-                raise interrupt
-
-    def _activate(self, slot: Slot, invoke: Invoker) -> BaseException | None:
-        deps: dict[str, Any] = {}
-        for dep in slot.info.depends_on:
-            other = self._table.slots.get(dep.name)
-            if other is not None and other.state is PluginState.ACTIVE:
-                deps[dep.name] = other.instance
-            elif not dep.optional:
-                # It was in the plan but failed in its own setup just now.
-                error = DependencyFailedError(
-                    slot.name, dep.name, other.error if other is not None else None
-                )
-                self._lifecycle.transition(slot, PluginState.FAILED, error)
-                return None
-        try:
-            config = _configure.initial(slot, self.config_store)
-        except ConfigError as error:
-            self._lifecycle.transition(slot, PluginState.FAILED, error)
-            return None
-        return self._lifecycle.activate(slot, MappingProxyType(deps), config, invoke)
+        _start.start(names, self._table, self._lifecycle, self._disabled, self.config_store, invoke)
 
     def _unload(self, name: str, cascade: bool, timeout: float | None, invoke: Invoker) -> None:
         with self._locked():

@@ -327,6 +327,45 @@ class PluginMetrics:
 
         return call
 
+    def measure(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Call ``fn(*args, **kwargs)`` and record the call, as the wrappers do.
+
+        For a call whose method is only known at call time (``handle.call``);
+        an awaitable result is measured until it is awaited.
+        """
+        try:
+            slot = self._local.slot
+        except AttributeError:
+            slot = self._new_slot()
+        slot[0] += 1
+        start = self._clock()
+        try:
+            result = fn(*args, **kwargs)
+            if inspect.isawaitable(result):
+                return self._measured(result, slot, start)
+        except BaseException as exc:
+            self._count(slot, start, exc)
+            raise
+        self._count(slot, start, None)
+        return result
+
+    async def _measured(self, awaitable: Any, slot: list[int], start: int) -> Any:
+        try:
+            result = await awaitable
+        except BaseException as exc:
+            self._count(slot, start, exc)
+            raise
+        self._count(slot, start, None)
+        return result
+
+    def _count(self, slot: list[int], start: int, error: BaseException | None) -> None:
+        elapsed = self._clock() - start
+        slot[2] += elapsed
+        slot[(elapsed - 1).bit_length() + 3] += 1
+        if error is not None:
+            slot[1] += 1
+            self._note_error(error)
+
     def record_import(self, seconds: float) -> None:
         """Record how long importing and instantiating the plugin took."""
         self._import_time = seconds

@@ -15,6 +15,7 @@ The tree::
     ├── PluginLoadError (also ImportError)     an entry point could not be imported
     ├── PluginConflictError                    two distributions provide one plugin name
     ├── PluginSetupError                       the plugin's own setup() raised
+    ├── PluginInterfaceError (also TypeError)  the plugin lacks what the host's interface requires
     ├── ConfigError                            a config cannot be read, written or validated
     ├── SignatureError                         a distribution failed verification
     ├── InvalidKeyError (also ValueError)      a key file or keyring cannot be used
@@ -63,6 +64,7 @@ __all__ = [
     "PluginBusyError",
     "PluginConflictError",
     "PluginError",
+    "PluginInterfaceError",
     "PluginLoadError",
     "PluginNotActiveError",
     "PluginNotFoundError",
@@ -291,6 +293,24 @@ class PluginSetupError(PluginError):
     def __init__(self, plugin: str, cause: BaseException) -> None:
         super().__init__(
             f"plugin {plugin!r} failed in setup(): {type(cause).__name__}: {cause}",
+            plugin=plugin,
+        )
+
+
+class PluginInterfaceError(PluginError, TypeError):
+    """A plugin does not fit the interface its host requires; it was not set up.
+
+    Attributes:
+        interface: The interface, as ``module:qualname``.
+        problems: Each method missing or wrong, in the interface's order.
+    """
+
+    def __init__(self, plugin: str, interface: str, problems: Sequence[str]) -> None:
+        self.interface = interface
+        self.problems = tuple(problems)
+        super().__init__(
+            f"plugin {plugin!r} does not implement {interface}: {'; '.join(self.problems)}. "
+            "Add or fix these methods, or register it in another group.",
             plugin=plugin,
         )
 
