@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib.metadata
 import itertools
 import json
 import os
@@ -15,6 +16,7 @@ from typing import Any
 
 import attrs
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from plugyard import ConfigStore, PluginContext, PluginManager, register
 from plugyard.cli import main
@@ -893,3 +895,62 @@ class Limit:
         if config.most > 100:
             raise ValueError("at most 100")
 """
+
+
+# -- version, groups, metrics, graph as JSON ---------------------------------------
+
+
+def test_version_is_the_installed_distributions(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--version")
+    assert (code, out) == (0, f"plugyard {importlib.metadata.version('plugyard')}\n")
+
+
+def test_groups_counts_the_entry_points_of_every_group(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_distribution(
+        tmp_path,
+        "groups-demo",
+        entry_points={"tests.groups.a": {"x": "m:X", "y": "m:Y"}, "tests.groups.b": {"z": "m"}},
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PLUGYARD_NO_CACHE", "1")
+    code, out, _ = run(capsys, "groups", "--json")
+    assert code == 0
+    counts = json.loads(out)["groups"]
+    assert (counts["tests.groups.a"], counts["tests.groups.b"]) == (2, 1)
+    code, out, _ = run(capsys, "groups")
+    rows = {line.split()[0]: line.split()[-1] for line in out.splitlines()[1:]}
+    assert (rows["tests.groups.a"], rows["tests.groups.b"]) == ("2", "1")
+
+
+def test_graph_as_json_has_order_edges_and_failures(
+    capsys: pytest.CaptureFixture[str], broken_group: str
+) -> None:
+    code, out, _ = run(capsys, "graph", "--group", broken_group, "--json")
+    assert code == 1  # a plugin of the graph cannot start
+
+    graph = json.loads(out)
+    assert graph["order"].index("base") < graph["order"].index("upper")
+    assert {
+        "from": "upper",
+        "to": "base",
+        "range": "<2,>=1",
+        "optional": False,
+        "broken": False,
+    } in graph["edges"]
+    assert graph["failures"]["needy"].startswith("DependencyVersionError: ")
+    assert run(capsys, "graph", "--group", broken_group, "--format", "json")[1] == out
+
+
+def test_metrics_prints_prometheus_text_or_json(
+    capsys: pytest.CaptureFixture[str], group: str
+) -> None:
+    code, out, _ = run(capsys, "metrics", "--group", group)
+    assert code == 0
+    families = {f.name for f in text_string_to_metric_families(out)}
+    assert {"plugyard_plugin_calls", "plugyard_plugin_setup_duration_seconds"} <= families
+    code, out, _ = run(capsys, "metrics", "--group", group, "--json")
+    snapshots = json.loads(out)
+    assert snapshots["upper"]["calls"] == 0
+    assert snapshots["upper"]["setup_time"] is not None

@@ -18,14 +18,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+import plugyard
 from plugyard._metrics import (
     LATENCY_BUCKETS,
     GroupMetrics,
     MetricsSnapshot,
     PluginMetrics,
     bucket_index,
-    to_prometheus,
 )
+from plugyard.prometheus import to_prometheus
 
 NBUCKETS = len(LATENCY_BUCKETS) + 1
 
@@ -525,14 +526,14 @@ def test_prometheus_writes_special_floats_as_prometheus_spells_them(
 
 def test_prometheus_text_of_nothing_is_empty() -> None:
     assert to_prometheus([]) == ""
-    assert GroupMetrics("g").to_prometheus() == ""
+    assert to_prometheus(GroupMetrics("g").snapshot()) == ""
 
 
 def test_prometheus_text_of_a_group_is_that_of_its_snapshots() -> None:
     group = GroupMetrics("g")
     guarded(group.plugin("a"), lambda: None)()
-    text = group.to_prometheus()
-    assert 'plugyard_plugin_calls_total{group="g",plugin="a"} 1\n' in text
+    text = to_prometheus(group.snapshot())
+    assert 'plugyard_plugin_calls_total{group="g",plugin="a"} 1.0\n' in text
     assert "last_error" not in text
 
 
@@ -549,3 +550,25 @@ def test_a_closed_guarded_wrapper_redirects_uncounted() -> None:
     assert seen == [2]
     assert calls == []
     assert metrics.snapshot().calls == 1
+
+
+def test_the_collector_reads_managers_at_each_scrape(registry: plugyard.Registry) -> None:
+    """Registered once, the collector reports calls made after it was registered."""
+    from prometheus_client import CollectorRegistry
+
+    from plugyard import PluginManager
+    from plugyard.prometheus import PluginCollector
+
+    registry.register(lambda data: data, name="echo")
+    counted = PluginManager(registry)
+    silent = PluginManager(registry, metrics=False)
+    scrape = CollectorRegistry()
+    scrape.register(PluginCollector(counted, silent))
+    assert scrape.get_sample_value("plugyard_plugin_calls_total", {"plugin": "echo"}) is None
+    counted.execute("echo", 1)
+    silent.execute("echo", 1)
+    counted.execute("echo", 2)
+    labels = {"group": registry.group, "plugin": "echo"}
+    assert scrape.get_sample_value("plugyard_plugin_calls_total", labels) == 2
+    assert scrape.get_sample_value("plugyard_plugin_call_duration_seconds_count", labels) == 2
+    assert scrape.get_sample_value("plugyard_plugin_in_flight", labels) == 0

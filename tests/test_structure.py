@@ -44,7 +44,13 @@ STAGES = [
     "plugyard._manager",
 ]
 #: What uses the library from outside the flow.
-CONSUMERS = ["plugyard", "plugyard.__main__", "plugyard.cli", "plugyard.testing"]
+CONSUMERS = [
+    "plugyard",
+    "plugyard.__main__",
+    "plugyard.cli",
+    "plugyard.prometheus",
+    "plugyard.testing",
+]
 
 
 def _module_name(path: Path) -> str:

@@ -23,7 +23,7 @@ from ._events import (
 )
 from ._handles import MapResult, PluginHandle
 from ._manager import PluginManager
-from ._metrics import MetricsSnapshot, to_prometheus
+from ._metrics import MetricsSnapshot
 from ._model import Dependency, FunctionPlugin, Plugin, PluginContext, PluginInfo, PluginState
 from ._policy import TrustPolicy
 from ._registry import DEFAULT_GROUP, Registry, get_registry, register
@@ -63,7 +63,7 @@ __all__ = [
     "__version__",  # noqa: F405 - made on first use by __getattr__ below
     "get_registry",
     "register",
-    "to_prometheus",
+    "to_prometheus",  # noqa: F405 - imported on first use by __getattr__ below
     *exceptions.__all__,
 ]
 
@@ -73,6 +73,10 @@ def __getattr__(name: str) -> Any:
         from importlib.metadata import version
 
         return version("plugyard")
+    if name == "to_prometheus":  # needs prometheus_client: imported when used
+        from .prometheus import to_prometheus
+
+        return to_prometheus
     raise AttributeError(f"module 'plugyard' has no attribute {name!r}")
 
 

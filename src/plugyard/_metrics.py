@@ -18,11 +18,10 @@ bucket: within a factor of two.
 from __future__ import annotations
 
 import inspect
-import math
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -34,7 +33,6 @@ __all__ = [
     "MetricsSnapshot",
     "PluginMetrics",
     "bucket_index",
-    "to_prometheus",
 ]
 
 
@@ -448,115 +446,3 @@ class GroupMetrics:
         with self._lock:
             plugins = dict(self._plugins)
         return MappingProxyType({name: plugins[name].snapshot() for name in sorted(plugins)})
-
-    def to_prometheus(self) -> str:
-        """The group's metrics in Prometheus text format, as :func:`to_prometheus` writes it."""
-        return to_prometheus(self.snapshot())
-
-
-def _escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _escape_help(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def _number(value: float) -> str:
-    if isinstance(value, int):
-        return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(value)
-
-
-_PREFIX = "plugyard_plugin_"
-
-
-def to_prometheus(snapshots: Iterable[MetricsSnapshot] | Mapping[str, MetricsSnapshot]) -> str:
-    """Render snapshots in the Prometheus text exposition format (version 0.0.4).
-
-    Every sample is labelled ``group`` and ``plugin``. The families are
-    ``plugyard_plugin_calls_total``, ``plugyard_plugin_errors_total``,
-    ``plugyard_plugin_in_flight``, the histogram
-    ``plugyard_plugin_call_duration_seconds`` and, for the plugins that
-    recorded them, ``plugyard_plugin_import_duration_seconds``,
-    ``plugyard_plugin_setup_duration_seconds`` and
-    ``plugyard_plugin_last_error_timestamp_seconds``.
-
-    Args:
-        snapshots: Snapshots of any groups, or a mapping whose values are
-            snapshots (as :meth:`GroupMetrics.snapshot` returns).
-
-    Returns:
-        The exposition text, ending with a newline; empty without snapshots.
-    """
-    items = snapshots.values() if isinstance(snapshots, Mapping) else snapshots
-    ordered = sorted(items, key=lambda s: (s.group, s.plugin))
-    lines: list[str] = []
-
-    def family(
-        name: str, kind: str, help_text: str, values: Iterable[tuple[MetricsSnapshot, float]]
-    ) -> None:
-        samples = [
-            f'{_PREFIX}{name}{{group="{_escape_label(s.group)}",'
-            f'plugin="{_escape_label(s.plugin)}"}} {_number(v)}'
-            for s, v in values
-        ]
-        if samples:
-            lines.append(f"# HELP {_PREFIX}{name} {_escape_help(help_text)}")
-            lines.append(f"# TYPE {_PREFIX}{name} {kind}")
-            lines.extend(samples)
-
-    family(
-        "calls_total",
-        "counter",
-        "Calls of the plugin that returned or raised.",
-        ((s, s.calls) for s in ordered),
-    )
-    family(
-        "errors_total",
-        "counter",
-        "Calls of the plugin that raised.",
-        ((s, s.errors) for s in ordered),
-    )
-    family(
-        "in_flight",
-        "gauge",
-        "Calls of the plugin running now.",
-        ((s, s.in_flight) for s in ordered),
-    )
-    if ordered:
-        name = f"{_PREFIX}call_duration_seconds"
-        lines.append(f"# HELP {name} How long calls of the plugin took.")
-        lines.append(f"# TYPE {name} histogram")
-        bounds = [_number(b) for b in LATENCY_BUCKETS] + ["+Inf"]
-        for s in ordered:
-            labels = f'group="{_escape_label(s.group)}",plugin="{_escape_label(s.plugin)}"'
-            cumulative = 0
-            for bound, count in zip(bounds, s.latency_buckets, strict=True):
-                cumulative += count
-                lines.append(f'{name}_bucket{{{labels},le="{bound}"}} {cumulative}')
-            lines.append(f"{name}_sum{{{labels}}} {_number(s.latency_sum)}")
-            lines.append(f"{name}_count{{{labels}}} {s.calls}")
-    family(
-        "import_duration_seconds",
-        "gauge",
-        "Seconds importing and instantiating the plugin took.",
-        ((s, s.import_time) for s in ordered if s.import_time is not None),
-    )
-    family(
-        "setup_duration_seconds",
-        "gauge",
-        "Seconds the plugin's setup() took.",
-        ((s, s.setup_time) for s in ordered if s.setup_time is not None),
-    )
-    family(
-        "last_error_timestamp_seconds",
-        "gauge",
-        "When a call of the plugin last raised, in seconds since the epoch.",
-        ((s, s.last_error_time) for s in ordered if s.last_error_time is not None),
-    )
-    return "".join(line + "\n" for line in lines)

@@ -158,6 +158,15 @@ def _parser() -> argparse.ArgumentParser:
         _common(sub, config_dir=name != "verify")
         return sub
 
+    from importlib.metadata import version
+
+    parser.add_argument("--version", action="version", version=f"plugyard {version('plugyard')}")
+    groups = commands.add_parser(
+        "groups",
+        help="List every entry-point group installed, with how many entry points each has.",
+    )
+    groups.add_argument("--json", action="store_true", help="print JSON")
+
     listing = command("list", "List the plugins of a group without importing them.")
     listing.add_argument("--json", action="store_true", help="print JSON")
 
@@ -166,7 +175,11 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true", help="print JSON")
 
     graph = command("graph", "Show the dependency graph and the load order.")
-    graph.add_argument("--format", choices=["text", "dot", "mermaid"], default="text")
+    graph.add_argument("--format", choices=["text", "dot", "mermaid", "json"], default="text")
+    graph.add_argument("--json", action="store_true", help="print JSON (as --format json)")
+
+    metrics = command("metrics", "Load a group's plugins and print their metrics.")
+    metrics.add_argument("--json", action="store_true", help="print JSON, not Prometheus text")
 
     run = command("run", "Load a plugin with its dependencies and execute it once.")
     run.add_argument("name")
@@ -295,6 +308,10 @@ def _dispatch(args: argparse.Namespace, out: Output) -> int:
             )
         handlers = {"keygen": _trust.keygen, "sign": _trust.sign, "verify": _trust.verify}
         return handlers[command](args, out)
+    if command == "groups":
+        from . import _plugins
+
+        return _plugins.groups(args, out)
     _check_group(args, f"no group: pass --group or set ${GROUP_ENV}")
     if getattr(args, "config_dir", None):
         _check_config_dir(args.config_dir)

@@ -7,14 +7,23 @@ import contextlib
 import json
 from typing import Any
 
+import attrs
+
 from .. import Candidate, PluginInfo, PluginManager, PluginState
+from .._discovery import read_index
 from ..exceptions import PluginError
-from ._output import EXIT_FAILED, EXIT_OK, Output, err, report
+from ._output import EXIT_FAILED, EXIT_OK, Output, UsageError, err, report
 
 
 def run_command(args: argparse.Namespace, out: Output) -> int:
     """Run ``list``, ``inspect``, ``graph`` or ``run`` with a manager of the group."""
-    handler = {"list": list_plugins, "inspect": inspect, "graph": graph, "run": run}[args.command]
+    handler = {
+        "list": list_plugins,
+        "inspect": inspect,
+        "graph": graph,
+        "run": run,
+        "metrics": metrics,
+    }[args.command]
     with PluginManager(group=args.group, config=args.config_dir or None) as manager:
         return handler(manager, args, out)
 
@@ -115,6 +124,41 @@ def inspect(manager: PluginManager, args: argparse.Namespace, out: Output) -> in
     return EXIT_OK
 
 
+def groups(args: argparse.Namespace, out: Output) -> int:
+    """Every entry-point group on ``sys.path``, with how many entry points each has."""
+    counts: dict[str, int] = {}
+    for row in read_index():
+        counts[row[1]] = counts.get(row[1], 0) + 1
+    if args.json:
+        json.dump({"groups": {g: counts[g] for g in sorted(counts)}}, out, indent=2)
+        out.write("\n")
+    else:
+        width = max((len(g) for g in counts), default=5)
+        out.write(f"{'GROUP':<{width}}  ENTRY POINTS\n")
+        for group in sorted(counts):
+            out.write(f"{group:<{width}}  {counts[group]}\n")
+    return EXIT_OK
+
+
+def metrics(manager: PluginManager, args: argparse.Namespace, out: Output) -> int:
+    """Load the group's plugins; print their metrics (import and setup times, calls so far)."""
+    manager.load_all()
+    snapshots = manager.metrics()
+    if args.json:
+        json.dump({name: attrs.asdict(s) for name, s in snapshots.items()}, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    try:
+        from ..prometheus import to_prometheus
+    except ImportError:
+        raise UsageError(
+            "Prometheus text needs prometheus_client: pip install 'plugyard[prometheus]', "
+            "or pass --json"
+        ) from None
+    out.write(to_prometheus(snapshots))
+    return EXIT_OK
+
+
 def graph(manager: PluginManager, args: argparse.Namespace, out: Output) -> int:
     plan = manager.plan()
     states = manager.states()
@@ -130,7 +174,22 @@ def graph(manager: PluginManager, args: argparse.Namespace, out: Output) -> int:
     def broken(name: str, dep: str) -> bool:
         return name in failed and _names(failed[name], dep)
 
-    if args.format == "dot":
+    if args.json or args.format == "json":
+        document = {
+            "group": manager.group,
+            "order": list(plan.order),
+            "plugins": {
+                n: {"version": str(i.version), "state": states[n].value} for n, i in infos.items()
+            },
+            "edges": [
+                {"from": n, "to": d, "range": spec, "optional": opt, "broken": broken(n, d)}
+                for n, d, spec, opt in edges
+            ],
+            "failures": {n: f"{type(e).__name__}: {e}" for n, e in sorted(failed.items())},
+        }
+        json.dump(document, out, indent=2)
+        out.write("\n")
+    elif args.format == "dot":
         out.write(f'digraph "{manager.group}" {{\n  rankdir=BT;\n')
         for name in sorted(infos):
             style = ", color=red, fontcolor=red" if name in failed else ""
