@@ -954,3 +954,45 @@ def test_metrics_prints_prometheus_text_or_json(
     snapshots = json.loads(out)
     assert snapshots["upper"]["calls"] == 0
     assert snapshots["upper"]["setup_time"] is not None
+
+
+def test_inspect_checks_the_interface_a_host_declares_for_the_group(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = f"tests.cli{next(_groups)}"
+    write_distribution(
+        tmp_path,
+        "the-host",
+        entry_points={"plugyard.interfaces": {group: "host_interface:Exporter"}},
+        files={
+            "host_interface.py": (
+                "from typing import Protocol\n"
+                "class Exporter(Protocol):\n"
+                "    def export(self, rows, /): ...\n"
+            )
+        },
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PLUGYARD_NO_CACHE", "1")
+
+    @register(group=group, name="fits")
+    class Fits:
+        def export(self, rows: list[str]) -> str:
+            return ""
+
+    @register(group=group, name="misfit")
+    class Misfit:
+        def execute(self, data: object) -> object:
+            return data
+
+    code, out, _ = run(capsys, "inspect", "fits", "--group", group)
+    assert code == 0
+    assert "interface:    host_interface:Exporter (fits)\n" in out
+    code, out, err = run(capsys, "inspect", "misfit", "--group", group, "--json")
+    assert code == 1
+    assert json.loads(out)["interface"] == {
+        "name": "host_interface:Exporter",
+        "fits": False,
+        "problems": ["it has no method export()"],
+    }
+    assert only_line(err).startswith("plugyard: misfit: PluginInterfaceError: ")

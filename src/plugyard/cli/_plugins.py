@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 from typing import Any
 
 import attrs
 
 from .. import Candidate, PluginInfo, PluginManager, PluginState
-from .._discovery import read_index
-from ..exceptions import PluginError
+from .._discovery import entry_points, read_index
+from .._registry import origin_of
+from ..exceptions import PluginError, PluginInterfaceError
 from ._output import EXIT_FAILED, EXIT_OK, Output, UsageError, err, report
 
 
@@ -24,8 +26,36 @@ def run_command(args: argparse.Namespace, out: Output) -> int:
         "run": run,
         "metrics": metrics,
     }[args.command]
-    with PluginManager(group=args.group, config=args.config_dir or None) as manager:
+    interface = _declared_interface(args.group) if args.command == "inspect" else None
+    with PluginManager(
+        group=args.group, config=args.config_dir or None, interface=interface
+    ) as manager:
         return handler(manager, args, out)
+
+
+#: The entry-point group where a host declares the interface of its plugin
+#: groups: ``<plugin group> = module:Protocol``.
+INTERFACES = "plugyard.interfaces"
+
+
+def _declared_interface(group: str) -> type[Any] | None:
+    """The interface a host declares for ``group`` under ``plugyard.interfaces``, imported."""
+    declared = [ep for ep in entry_points(INTERFACES) if ep.name == group]
+    if not declared:
+        return None
+    ep = declared[0]
+    try:
+        found: Any = importlib.import_module(ep.module)
+        for part in (ep.attr or "").split("."):
+            found = getattr(found, part)
+    except Exception as exc:
+        raise UsageError(
+            f"the interface of group {group!r} declared by {ep.distribution} "
+            f"({ep.value}) cannot be imported: {type(exc).__name__}: {exc}"
+        ) from None
+    if not isinstance(found, type):
+        raise UsageError(f"the interface of group {group!r} ({ep.value}) is not a class")
+    return found
 
 
 def _candidate_json(candidate: Candidate) -> dict[str, Any]:
@@ -99,6 +129,10 @@ def inspect(manager: PluginManager, args: argparse.Namespace, out: Output) -> in
     state = manager.states()[name]
     error = manager.errors().get(name)
     data = _info_json(info, state, error)
+    interface = manager.interface
+    if interface is not None:
+        wrong = list(error.problems) if isinstance(error, PluginInterfaceError) else []
+        data["interface"] = {"name": origin_of(interface), "fits": not wrong, "problems": wrong}
     if args.json:
         json.dump(data, out, indent=2)
         out.write("\n")
@@ -118,6 +152,9 @@ def inspect(manager: PluginManager, args: argparse.Namespace, out: Output) -> in
             ("state", state.value),
         ]:
             out.write(f"{label + ':':<14}{value}\n")
+        if interface is not None:
+            fits = "fits" if data["interface"]["fits"] else "does not fit"
+            out.write(f"{'interface:':<14}{data['interface']['name']} ({fits})\n")
     if error is not None:
         report(name, error)
         return EXIT_FAILED
