@@ -156,6 +156,18 @@ def _parser() -> argparse.ArgumentParser:
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         _common(sub, config_dir=name != "verify")
+        if name != "verify":
+            sub.add_argument(
+                "--keyring",
+                type=Path,
+                help="verify installed plugins before import against the keys in this directory",
+            )
+            sub.add_argument(
+                "--trust",
+                choices=["off", "warn", "require"],
+                help="what an unverified plugin gets: refused (require, the default with "
+                "--keyring), imported with a warning (warn), or no check (off)",
+            )
         return sub
 
     from importlib.metadata import version

@@ -10,10 +10,11 @@ from typing import Any
 
 import attrs
 
-from .. import Candidate, PluginInfo, PluginManager, PluginState
+from .. import Candidate, PluginInfo, PluginManager, PluginState, TrustPolicy
 from .._discovery import entry_points, read_index
+from .._policy import Mode
 from .._registry import origin_of
-from ..exceptions import PluginError, PluginInterfaceError
+from ..exceptions import InvalidKeyError, PluginError, PluginInterfaceError
 from ._output import EXIT_FAILED, EXIT_OK, Output, UsageError, err, report
 
 
@@ -28,9 +29,28 @@ def run_command(args: argparse.Namespace, out: Output) -> int:
     }[args.command]
     interface = _declared_interface(args.group) if args.command == "inspect" else None
     with PluginManager(
-        group=args.group, config=args.config_dir or None, interface=interface
+        group=args.group,
+        config=args.config_dir or None,
+        interface=interface,
+        trust=_trust_policy(args),
     ) as manager:
         return handler(manager, args, out)
+
+
+def _trust_policy(args: argparse.Namespace) -> TrustPolicy | None:
+    """The policy ``--keyring`` and ``--trust`` ask for; ``None`` checks nothing."""
+    mode: Mode = args.trust or ("require" if args.keyring else "off")
+    if mode == "off":
+        return None
+    if args.keyring is None:
+        raise UsageError(f"--trust {mode} needs --keyring DIR: the keys to verify against")
+    from ..trust import Keyring
+
+    try:
+        keyring = Keyring.from_directory(args.keyring)
+    except (OSError, InvalidKeyError) as exc:
+        raise UsageError(f"cannot use keyring {str(args.keyring)!r}: {exc}") from None
+    return TrustPolicy(mode=mode, keyring=keyring)
 
 
 #: The entry-point group where a host declares the interface of its plugin
