@@ -996,3 +996,19 @@ def test_inspect_checks_the_interface_a_host_declares_for_the_group(
         "problems": ["it has no method export()"],
     }
     assert only_line(err).startswith("plugyard: misfit: PluginInterfaceError: ")
+
+
+def test_trust_without_a_keyring_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], group: str, tmp_path: Path
+) -> None:
+    code, _, err = run(capsys, "run", "echo", "x", "--group", group, "--trust", "require")
+    assert code == 2
+    assert (
+        only_line(err)
+        == "plugyard: --trust require needs --keyring DIR: the keys to verify against"
+    )
+    code, _, err = run(capsys, "list", "--group", group, "--keyring", str(tmp_path / "nothing"))
+    assert code == 2
+    assert only_line(err).startswith(
+        f"plugyard: cannot use keyring {str(tmp_path / 'nothing')!r}: "
+    )
