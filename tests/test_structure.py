@@ -35,6 +35,7 @@ STAGES = [
     "plugyard._loader",
     "plugyard._resolve",
     "plugyard._handles",
+    "plugyard.runtime",
     "plugyard._lifecycle",
     "plugyard._table",
     "plugyard._configure",
@@ -42,7 +43,13 @@ STAGES = [
     "plugyard._manager",
 ]
 #: What uses the library from outside the flow.
-CONSUMERS = ["plugyard", "plugyard.__main__", "plugyard.cli", "plugyard.testing"]
+CONSUMERS = [
+    "plugyard",
+    "plugyard.__main__",
+    "plugyard.cli",
+    "plugyard.testing",
+    "plugyard.worker",
+]
 
 
 def _module_name(path: Path) -> str:

@@ -85,6 +85,12 @@ class PluginManager(AsyncAPI):
             calls in flight before it gives up with :class:`PluginBusyError`.
         lock_timeout: How long, in seconds, a lifecycle operation waits for
             the one running before it gives up with :class:`ManagerBusyError`.
+        isolation: ``"process"`` runs every plugin of the group in a sandbox
+            process, or give it by plugin name (``{"name": "process"}``); see
+            :mod:`plugyard.runtime`. Entry points marked ``[sandbox]`` run
+            there in any case.
+        sandbox: How sandbox processes are confined and supervised
+            (a :class:`plugyard.runtime.Sandbox`; its defaults otherwise).
 
     Raises:
         ValueError: neither ``registry`` nor ``group`` is given, or both are
@@ -104,6 +110,8 @@ class PluginManager(AsyncAPI):
         metrics: bool = True,
         drain_timeout: float = 30.0,
         lock_timeout: float = 60.0,
+        isolation: str | Mapping[str, str] | None = None,
+        sandbox: Any = None,
     ) -> None:
         if registry is None:
             if group is None:
@@ -130,6 +138,11 @@ class PluginManager(AsyncAPI):
             self._metrics,
             entry_points=entry_points,
             path=path,
+            sandbox={
+                "isolation": isolation,
+                "policy": sandbox,
+                "untrusted": self.trust.untrusted == "sandbox",
+            },
         )
         # The table's own mapping, changed in place: execute() reads it with no lock.
         self._handles = self._table.handles
@@ -549,7 +562,10 @@ class PluginManager(AsyncAPI):
             self._lifecycle.check_teardown(victims, invoke)
             self._lifecycle.drain(victims, self.drain_timeout if timeout is None else timeout)
             self._lifecycle.closed = True
-            self._lifecycle.teardown(victims, invoke)
+            try:
+                self._lifecycle.teardown(victims, invoke)
+            finally:
+                self._table.close_sandbox()
 
     def _set_disabled(self, name: str, disabled: bool) -> None:
         with self._locked():
