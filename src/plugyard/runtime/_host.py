@@ -15,6 +15,7 @@ turning them into proxies, and stopping every process the manager started.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -64,7 +65,10 @@ def worker_command(target: str, name: str, group: str, version: str | None = Non
     argv = [sys.executable, "-m", "plugyard.worker", target, "--name", name, "--group", group]
     if version is not None:
         argv += ["--version", version]
-    return Command(argv, {"PYTHONPATH": python_path(), "PYTHONDONTWRITEBYTECODE": "1"})
+    path = python_path()
+    # Under bubblewrap /tmp is a fresh tmpfs: code there is bound in read-only.
+    readable = [p for p in path.split(os.pathsep) if p.startswith("/tmp/")]  # noqa: S108
+    return Command(argv, {"PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}, readable)
 
 
 class SandboxedPlugin:

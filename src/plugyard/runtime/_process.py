@@ -540,13 +540,15 @@ class Child:
         calls = [self._pending.pop(k) for k in list(self._pending)]
         if self.hello is None:
             calls.append(self._hello)
-        for call in calls:
-            self._settle(call, error)
+        # The owner first (it publishes PluginCrashed): a caller that sees the
+        # error sees the event published.
         if self.on_exit is not None:
             try:
                 self.on_exit(self, error)
             except Exception:  # pragma: no cover - the owner's bug must not kill the reader
                 log.exception("handling the end of plugin %r failed", self.name)
+        for call in calls:
+            self._settle(call, error)
 
     def _crash_error(self) -> PluginCrashedError:
         self._ended.wait(self.policy.stop_timeout + 5)
