@@ -155,7 +155,7 @@ class Decoder:
             max_str_len=size,
             max_array_len=size,
             max_map_len=size // 2,
-            max_ext_len=0,
+            max_ext_len=size,  # refused by the hook, with a message that says so
             strict_map_key=True,
         )
         self._last = b""
@@ -215,6 +215,8 @@ def check(value: object, max_depth: int) -> list[Any]:
     if not isinstance(value, list) or not value:
         raise ProtocolViolation("a message must be a non-empty array", value)
     kind = value[0]
+    if isinstance(kind, bool):
+        raise ProtocolViolation("a message must start with 0, 1 or 2", value)
     if kind == REQUEST:
         ok = (
             len(value) == 4
@@ -231,7 +233,7 @@ def check(value: object, max_depth: int) -> list[Any]:
         shape = "[2, method, params]"
     else:
         raise ProtocolViolation("a message must start with 0, 1 or 2", value)
-    if not ok or isinstance(kind, bool):
+    if not ok:
         raise ProtocolViolation(f"a malformed message: expected {shape}", value)
     if max_depth < 2 or any(isinstance(v, (list, dict)) for v in value[1:]):
         _depth(value, max_depth)
