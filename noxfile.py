@@ -70,7 +70,9 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 
-CONTRIB = sorted(str(p) for p in Path("contrib_plugins").iterdir() if p.is_dir())
+# The Python plugin projects; contrib_plugins/node-wordfreq is a Node.js one.
+CONTRIB = sorted(str(p.parent) for p in Path("contrib_plugins").glob("*/pyproject.toml"))
+NODE_PLUGIN = "contrib_plugins/node-wordfreq"
 
 
 @nox.session(python=PYTHON)
@@ -86,3 +88,14 @@ def demo(session: nox.Session) -> None:
     session.log("One plugin at the end of the chain, run with its dependencies:")
     session.run("plugyard", "run", "report", "The quick brown fox jumps over the lazy dog", *group)
     session.run("plugyard", "run", "shout", "plugins,   verified and ordered", *group)
+    session.log("The isolation layers this machine offers the sandbox:")
+    session.run("plugyard", "sandbox", "check")
+    session.log("A plugin written in Node.js, in the sandbox, checked against the protocol:")
+    session.run("npm", "ci", "--prefix", NODE_PLUGIN, external=True)
+    session.run(
+        "plugyard", "sandbox", "conformance", "--", "node", f"{NODE_PLUGIN}/index.js", "wordfreq"
+    )
+    session.run(
+        "plugyard", "sandbox", "run", "--data", "the cat saw the other cat", "--",
+        "node", f"{NODE_PLUGIN}/index.js", "wordfreq",
+    )  # fmt: skip
