@@ -96,6 +96,7 @@ def demo(session: nox.Session) -> None:
         "plugyard", "sandbox", "conformance", "--", "node", f"{NODE_PLUGIN}/index.js", "wordfreq"
     )
     session.run(
-        "plugyard", "sandbox", "run", "--data", "the cat saw the other cat", "--",
+        "plugyard", "sandbox", "run", "--name", "wordfreq",
+        "--data", "the cat saw the other cat", "--",
         "node", f"{NODE_PLUGIN}/index.js", "wordfreq",
     )  # fmt: skip

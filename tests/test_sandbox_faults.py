@@ -137,9 +137,8 @@ def test_a_hung_handshake_times_out(registry: Registry, tmp_path: Path) -> None:
     argv = _script(tmp_path, "import time\ntime.sleep(30)\n")
     registry.register(external(argv, readable=[str(tmp_path)]), name="mute")
     policy = Sandbox(start_timeout=0.5, stop_timeout=0.5)
-    with PluginManager(registry, sandbox=policy) as manager:
-        with pytest.raises(PluginSetupError) as exc:
-            manager.load("mute")
+    with PluginManager(registry, sandbox=policy) as manager, pytest.raises(PluginSetupError) as exc:
+        manager.load("mute")
     crash = exc.value.__cause__
     assert isinstance(crash, PluginCrashedError)
     assert "no $/hello within 0.5 s" in crash.reason
@@ -157,9 +156,8 @@ def test_a_wrong_token_is_refused(registry: Registry, tmp_path: Path) -> None:
     )
     env = {"PYTHONPATH": os.pathsep.join(sys.path)}
     registry.register(external(argv, env=env, readable=[str(tmp_path)]), name="impostor")
-    with PluginManager(registry, sandbox=FAST) as manager:
-        with pytest.raises(PluginSetupError) as exc:
-            manager.load("impostor")
+    with PluginManager(registry, sandbox=FAST) as manager, pytest.raises(PluginSetupError) as exc:
+        manager.load("impostor")
     assert "a wrong token" in str(exc.value)
 
 
@@ -201,9 +199,11 @@ def test_the_seccomp_filter_refuses_ptrace(registry: Registry) -> None:
 def test_a_required_layer_that_is_off_fails_closed(registry: Registry) -> None:
     registry.register(Echo)
     policy = Sandbox(landlock=False, bwrap=False, require={"landlock"})
-    with PluginManager(registry, isolation="process", sandbox=policy) as manager:
-        with pytest.raises(PluginSetupError) as exc:
-            manager.load("Echo")
+    with (
+        PluginManager(registry, isolation="process", sandbox=policy) as manager,
+        pytest.raises(PluginSetupError) as exc,
+    ):
+        manager.load("Echo")
     error = exc.value.__cause__
     assert isinstance(error, IsolationError)
     assert error.missing == ("landlock",)

@@ -181,9 +181,11 @@ def test_untrusted_sandbox_runs_an_unsigned_plugin_isolated(
         files={"unsigned_mod.py": "class Plugin:\n    def execute(self, d):\n        return d\n"},
     )
     refuse = plugyard.TrustPolicy(mode="require", keyring=keyring)
-    with PluginManager(registry, trust=refuse, sandbox=QUICK) as manager:
-        with pytest.raises(plugyard.SignatureError):
-            manager.load("unsigned")
+    with (
+        PluginManager(registry, trust=refuse, sandbox=QUICK) as manager,
+        pytest.raises(plugyard.SignatureError),
+    ):
+        manager.load("unsigned")
     sandbox = plugyard.TrustPolicy(mode="require", keyring=keyring, untrusted="sandbox")
     with PluginManager(registry, trust=sandbox, sandbox=QUICK) as manager:
         assert manager.execute("unsigned", "ok") == "ok"

@@ -7,6 +7,7 @@
 "use strict";
 
 const fs = require("fs");
+const net = require("net");
 const { encode, decodeMultiStream } = require("@msgpack/msgpack");
 
 const REQUEST = 0;
@@ -102,7 +103,10 @@ async function main() {
     ],
   ]);
   let welcomed = false;
-  for await (const message of decodeMultiStream(fs.createReadStream(null, { fd: 3 }))) {
+  // A pipe read as a socket: libuv polls it, instead of a blocking read in
+  // its thread pool that would keep process.exit() waiting.
+  const incoming = new net.Socket({ fd: 3, readable: true, writable: false });
+  for await (const message of decodeMultiStream(incoming)) {
     const [kind] = message;
     if (!welcomed) {
       if (kind !== RESPONSE || message[1] !== 0 || message[2] !== null) {

@@ -575,4 +575,4 @@ class RemoteError(SandboxError):
         super().__init__(f"plugin {plugin!r} raised in {method}(): {what}", plugin=plugin)
         self.code = code
         self.remote_message = message
-        self.data = data
+        self.data: typing.Any = data
