@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 
 import plugyard
@@ -86,12 +87,17 @@ def test_an_infinite_loop_is_cancelled_then_killed(host: PluginManager) -> None:
     _still_serving(host)
 
 
-def test_a_memory_blow_up_stops_at_the_limit(host: PluginManager) -> None:
-    with pytest.raises((RemoteError, PluginCrashedError)) as exc:
-        host.execute("Faulty", "memory")
-    if isinstance(exc.value, RemoteError):
-        assert exc.value.data["type"] == "MemoryError"
-    _still_serving(host)
+def test_a_memory_blow_up_stops_at_the_limit(registry: Registry) -> None:
+    registry.register(Faulty)
+    registry.register(Echo)
+    # A generous timeout: a loaded machine may take a while to refuse the memory.
+    policy = attrs.evolve(FAST, call_timeout=20.0, memory=256 << 20)
+    with PluginManager(registry, isolation="process", sandbox=policy) as manager:
+        with pytest.raises((RemoteError, PluginCrashedError)) as exc:
+            manager.execute("Faulty", "memory")
+        if isinstance(exc.value, RemoteError):
+            assert exc.value.data["type"] == "MemoryError"
+        _still_serving(manager)
 
 
 def test_exit_mid_call_reports_the_status(host: PluginManager) -> None:
