@@ -142,3 +142,61 @@ def test_invalid_utf8_is_refused_and_quoted() -> None:
     with pytest.raises(wire.ProtocolViolation) as exc:
         list(decoder)
     assert "\\xff\\xfe" in exc.value.received
+
+
+BIG_PAYLOAD = bytes(range(256)) * 1200  # 300 KiB: past wire.BIG, so written without copies
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0), max_size=12), st.sampled_from([1, wire.BIG]))
+def test_large_payloads_decode_the_same_however_the_stream_is_cut(
+    cuts: list[int], threshold: int
+) -> None:
+    parts = [
+        *wire.request_parts(1, "execute", [b"small"]),
+        *wire.request_parts(2, "execute", [BIG_PAYLOAD]),
+        *wire.response_parts(3, None, BIG_PAYLOAD),
+        *wire.response_parts(4, None, "after"),
+        *wire.request_parts(5, "ex\u00e9cute", [bytearray(BIG_PAYLOAD)]),
+    ]
+    data = b"".join(bytes(p) for p in parts)
+    decoded = _decode_all(data, cuts, None) if threshold == wire.BIG else None
+    decoder = wire.Decoder(big=threshold)
+    found: list[list[Any]] = []
+    start = 0
+    for cut in [*sorted(c % (len(data) + 1) for c in cuts), len(data)]:
+        decoder.feed(memoryview(data)[start:cut])
+        start = max(start, cut)
+        found.extend(decoder)
+    expected = [
+        [0, 1, "execute", [b"small"]],
+        [0, 2, "execute", [BIG_PAYLOAD]],
+        [1, 3, None, BIG_PAYLOAD],
+        [1, 4, None, "after"],
+        [0, 5, "ex\u00e9cute", [BIG_PAYLOAD]],
+    ]
+    assert found == expected
+    assert decoded in (None, expected)
+    assert all(type(m[-1] if m[0] == 1 else m[3][0]) is not memoryview for m in found)
+
+
+def test_a_large_payload_over_the_limit_is_refused_before_it_is_read() -> None:
+    decoder = wire.Decoder(Limits(max_message=100_000))
+    head = bytes(wire.request_parts(1, "execute", [BIG_PAYLOAD])[0])
+    with pytest.raises(wire.ProtocolViolation, match="larger than the limit of 100000 bytes"):
+        decoder.feed(head + BIG_PAYLOAD[:5000])
+
+
+def test_a_large_payload_bypasses_msgpacks_buffer() -> None:
+    """Fed as the host reads it, a large argument is gathered apart and joined once."""
+    parts = wire.request_parts(7, "execute", [BIG_PAYLOAD])
+    assert len(parts) == 2
+    payload = parts[1]
+    assert isinstance(payload, memoryview)
+    assert payload.obj is BIG_PAYLOAD  # written without a copy
+    decoder = wire.Decoder()
+    data = b"".join(bytes(p) for p in parts)
+    for start in range(0, len(data), 65536):
+        decoder.feed(data[start : start + 65536])
+    assert list(decoder) == [[0, 7, "execute", [BIG_PAYLOAD]]]
+    assert decoder._fed == 0  # nothing of it went through the unpacker

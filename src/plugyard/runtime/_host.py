@@ -60,9 +60,13 @@ class Command:
     readable: tuple[str, ...] = attrs.field(default=(), converter=_strings)
 
 
-def worker_command(target: str, name: str, group: str, version: str | None = None) -> Command:
+def worker_command(
+    target: str, name: str, group: str, version: str | None = None, threads: int = 1
+) -> Command:
     """The command that serves Python object ``target`` (``module:qualname``) in a worker."""
     argv = [sys.executable, "-m", "plugyard.worker", target, "--name", name, "--group", group]
+    if threads != 1:
+        argv += ["--threads", str(threads)]
     if version is not None:
         argv += ["--version", version]
     path = python_path()
@@ -245,7 +249,12 @@ class Host:
         if isinstance(target, type) and issubclass(target, SandboxedPlugin):
             return attrs.evolve(candidate, target=self.bind(target.__plugyard_sandbox__, target))
         if candidate.kind is CandidateKind.REGISTERED and self.isolated(candidate):
-            command = worker_command(candidate.info.origin, candidate.name, candidate.group)
+            command = worker_command(
+                candidate.info.origin,
+                candidate.name,
+                candidate.group,
+                threads=self.policy.threads,
+            )
             return attrs.evolve(candidate, target=self.bind(command))
         return candidate
 
@@ -272,7 +281,9 @@ class Host:
         ep = candidate.entry_point
         assert ep is not None  # noqa: S101 - only entry points are loaded
         value = ep.value.partition("[")[0].strip()
-        command = worker_command(value, candidate.name, candidate.group, candidate.version)
+        command = worker_command(
+            value, candidate.name, candidate.group, candidate.version, self.policy.threads
+        )
         supervisor = self.supervisor(candidate.info, command)
         hello = supervisor.start()
         info = candidate.info

@@ -103,6 +103,9 @@ class Sandbox:
         max_backoff: The longest wait before a restart.
         reset_after: Seconds without a crash after which the restart count starts over.
         limits: The decoder limits for messages from the plugin.
+        threads: For a Python plugin, how many of its sync calls may run at
+            once in its process (``python -m plugyard.worker --threads``);
+            with one, calls are answered in order, with the shortest round trip.
     """
 
     memory: int | None = 1 << 30
@@ -126,6 +129,7 @@ class Sandbox:
     max_backoff: float = 5.0
     reset_after: float = 60.0
     limits: Limits = attrs.field(factory=Limits)
+    threads: int = 1
 
 
 @functools.lru_cache(maxsize=1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import logging
 import os
 import queue
@@ -160,7 +161,8 @@ class Child:
         self.error: PluginCrashedError | None = None
         self.logger = logging.getLogger(f"plugyard.sandbox.{group}.{name}")
         self._pending: dict[int, _Call] = {}
-        self._next_id = 1
+        self._ids = itertools.count(1)
+        self._last_id = 0
         self._write_lock = threading.Lock()
         self._end_lock = threading.Lock()
         self._ended = threading.Event()
@@ -268,11 +270,11 @@ class Child:
         return len(self._pending)
 
     def _send(self, data: bytes) -> None:
-        view = memoryview(data)
+        self._send_parts([data])
+
+    def _send_parts(self, parts: list[bytes | memoryview]) -> None:
         with self._write_lock:
-            while view:
-                written = os.write(self._to_child, view)
-                view = view[written:]
+            wire.write_all(self._to_child, parts)
 
     def submit(self, method: str, params: list[Any], future: Future[Any] | None = None) -> _Call:
         """Send a request; its answer goes to the returned waiter (and to ``future``).
@@ -282,13 +284,12 @@ class Child:
         """
         if self._ended.is_set():
             raise self._crash_error()
-        with self._write_lock:
-            msgid = self._next_id
-            self._next_id = msgid + 1 if msgid < wire.MAX_MSGID else 1
+        msgid = next(self._ids) & wire.MAX_MSGID or next(self._ids)  # atomic, and never 0
+        self._last_id = max(self._last_id, msgid)
         call = _Call(msgid, method, future)
         self._pending[msgid] = call
         try:
-            self._send(wire.request(msgid, method, params))
+            self._send_parts(wire.request_parts(msgid, method, params))
         except OSError:
             # The child is gone (EPIPE); the reader fails every pending call.
             self._ended.wait(self.policy.stop_timeout + 1)
@@ -378,7 +379,7 @@ class Child:
             msgid = message[1]
             call = self._pending.pop(msgid, None)
             if call is None:
-                if 0 < msgid < self._next_id:
+                if 0 < msgid <= self._last_id:
                     return  # the answer to a call that timed out, or to a cancelled one
                 raise wire.ProtocolViolation(f"a response to unknown msgid {msgid}", message)
             self._settle(call, message)

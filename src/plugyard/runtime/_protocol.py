@@ -13,6 +13,7 @@ and the Python worker's side of it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -133,18 +134,115 @@ def error(code: int, message: str, data: Any = None) -> list[Any]:
     return [code, message, data]
 
 
+#: A ``bytes`` argument or result from this size on is written and read without copies.
+BIG = 256 * 1024
+_BIN32 = 0xC6
+
+
+def _as_buffer(value: Any) -> bool:
+    return isinstance(value, (bytes, bytearray)) and len(value) >= BIG
+
+
+def request_parts(msgid: int, method: str, params: list[Any]) -> list[bytes | memoryview]:
+    """A request as buffers to write in order: a large ``bytes`` argument is not copied."""
+    if len(params) == 1 and _as_buffer(params[0]):
+        payload = params[0]
+        head = b"\x94\x00" + _pack(msgid) + _pack(method) + b"\x91"
+        return [head + b"\xc6" + len(payload).to_bytes(4, "big"), memoryview(payload)]
+    return [request(msgid, method, params)]
+
+
+def response_parts(msgid: int, error: list[Any] | None, result: Any) -> list[bytes | memoryview]:
+    """A response as buffers to write in order: a large ``bytes`` result is not copied."""
+    if error is None and _as_buffer(result):
+        head = b"\x94\x01" + _pack(msgid) + b"\xc0\xc6" + len(result).to_bytes(4, "big")
+        return [head, memoryview(result)]
+    return [response(msgid, error, result)]
+
+
+def write_all(fd: int, parts: list[bytes | memoryview]) -> None:
+    """Write every buffer of ``parts`` to ``fd``, in order, in as few system calls as it takes."""
+    if len(parts) == 1:
+        view = memoryview(parts[0])
+        while view:
+            view = view[os.write(fd, view) :]
+        return
+    views = [memoryview(p) for p in parts]
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if views and written:
+            views[0] = views[0][written:]
+
+
+def _big_prefix(data: bytes | memoryview, threshold: int) -> tuple[list[Any], int, int] | None:
+    """A request or response ending in a large bin, parsed up to the bin: its head, offset, size.
+
+    ``None`` for anything else (the general decoder takes it).
+    """
+    try:
+        kind = data[1]
+        i, msgid = _uint(data, 2)
+        if kind == REQUEST:
+            first = data[i]
+            if 0xA0 <= first <= 0xBF:
+                size, i = first - 0xA0, i + 1
+            elif first == 0xD9:
+                size, i = data[i + 1], i + 2
+            else:
+                return None
+            if i + size > len(data):
+                return None
+            method = bytes(data[i : i + size]).decode("utf-8")
+            i += size
+            if data[i] != 0x91:
+                return None
+            head: list[Any] = [REQUEST, msgid, method]
+        elif kind == RESPONSE:
+            if data[i] != 0xC0:
+                return None
+            head = [RESPONSE, msgid, None]
+        else:
+            return None
+        i += 1
+        if data[i] != _BIN32 or i + 5 > len(data):
+            return None
+        length = int.from_bytes(data[i + 1 : i + 5], "big")
+    except (IndexError, UnicodeDecodeError):
+        return None
+    if length < threshold:
+        return None
+    return head, i + 5, length
+
+
+def _uint(data: bytes | memoryview, i: int) -> tuple[int, int]:
+    first = data[i]
+    if first < 0x80:
+        return i + 1, first
+    width = {0xCC: 1, 0xCD: 2, 0xCE: 4}.get(first)
+    if width is None or i + 1 + width > len(data):
+        raise IndexError(i)
+    return i + 1 + width, int.from_bytes(data[i + 1 : i + 1 + width], "big")
+
+
 class Decoder:
     """Turns a byte stream into checked messages.
 
     Feed it what was read; iterate it for the messages complete so far. The
     first problem raises :class:`ProtocolViolation`; the stream cannot be
-    resynchronised after one, so the peer is to be ended.
+    resynchronised after one, so the peer is to be ended. A request or
+    response whose last value is a large ``bin`` (an 8 MiB argument) is
+    gathered as it arrives and joined once, instead of going through
+    msgpack's buffer.
 
     Args:
         limits: The decoder limits.
+        big: The size from which a trailing ``bin`` is gathered apart.
     """
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, *, big: int = BIG) -> None:
         self.limits = limits or Limits()
         size = self.limits.max_message
         self._unpacker = msgpack.Unpacker(
@@ -158,27 +256,69 @@ class Decoder:
             max_ext_len=size,  # refused by the hook, with a message that says so
             strict_map_key=True,
         )
-        self._last = b""
+        self._last: bytes | memoryview = b""
+        self._big = max(big, 1)
+        self._fed = 0
+        self._ready: list[list[Any]] = []
+        self._head: list[Any] = []
+        self._chunks: list[bytes | memoryview] = []
+        self._want = 0
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         """Add bytes read from the stream.
 
         Raises:
             ProtocolViolation: a message is larger than the limit.
         """
-        self._last = data[:64]
+        if not data:
+            return
+        if self._want:
+            if len(data) < self._want:
+                self._chunks.append(data)
+                self._want -= len(data)
+                return
+            view = memoryview(data)
+            self._chunks.append(view[: self._want])
+            data = view[self._want :]
+            self._want = 0
+            payload = b"".join(self._chunks)
+            self._chunks = []
+            head = self._head
+            self._ready.append([*head, [payload]] if head[0] == REQUEST else [*head, payload])
+            if not data:
+                return
+        # A large message's prefix comes with much of its payload (it is
+        # written with writev): small reads never start one.
+        if len(data) >= 4096 and data[0] == 0x94 and self._fed == self._unpacker.tell():
+            parsed = _big_prefix(data, self._big)
+            if parsed is not None:
+                head, offset, length = parsed
+                if offset + length > self.limits.max_message:
+                    raise ProtocolViolation(
+                        f"a message is larger than the limit of {self.limits.max_message} bytes",
+                        data[:64],
+                    )
+                self._head, self._want, self._chunks = head, length, []
+                rest = memoryview(data)[offset:]
+                if rest or not length:
+                    self.feed(rest)
+                return
+        self._last = data
+        self._fed += len(data)
         try:
             self._unpacker.feed(data)
         except msgpack.BufferFull:
             raise ProtocolViolation(
                 f"a message is larger than the limit of {self.limits.max_message} bytes",
-                self._last,
+                bytes(self._last[:64]),
             ) from None
 
     def __iter__(self) -> Iterator[list[Any]]:
         return self
 
     def __next__(self) -> list[Any]:
+        if self._ready:
+            return self._ready.pop(0)
         try:
             value = next(self._unpacker)
         except StopIteration:
@@ -186,10 +326,10 @@ class Decoder:
         except ProtocolViolation:
             raise
         except ValueError as exc:  # ExtraData, FormatError, StackError, limits, bad UTF-8
-            raise ProtocolViolation(f"not valid msgpack: {exc}", self._last) from None
+            raise ProtocolViolation(f"not valid msgpack: {exc}", bytes(self._last[:64])) from None
         except Exception as exc:  # a map key the unpacker refuses, and the like
             raise ProtocolViolation(
-                f"not valid msgpack: {type(exc).__name__}: {exc}", self._last
+                f"not valid msgpack: {type(exc).__name__}: {exc}", bytes(self._last[:64])
             ) from None
         return check(value, self.limits.max_depth)
 
@@ -212,31 +352,44 @@ def _depth(value: object, limit: int) -> None:
 
 def check(value: object, max_depth: int) -> list[Any]:
     """``value`` if it is a well-formed message, else raise :class:`ProtocolViolation`."""
-    if not isinstance(value, list) or not value:
+    # type() rather than isinstance(): msgpack makes exact types, a bool is no msgid,
+    # and this runs for every message.
+    if type(value) is not list or not value:
         raise ProtocolViolation("a message must be a non-empty array", value)
     kind = value[0]
-    if isinstance(kind, bool):
+    size = len(value)
+    if type(kind) is not int:
         raise ProtocolViolation("a message must start with 0, 1 or 2", value)
-    if kind == REQUEST:
+    if kind == RESPONSE:
+        msgid = value[1] if size == 4 else None
+        ok = type(msgid) is int and 0 <= msgid <= MAX_MSGID and _error_triple(value[2])
+        shape = "[1, msgid, error, result] with error nil or [code, message, data]"
+        inner = value[2:]
+    elif kind == REQUEST:
+        msgid = value[1] if size == 4 else None
         ok = (
-            len(value) == 4
-            and _msgid(value[1])
-            and isinstance(value[2], str)
-            and isinstance(value[3], list)
+            type(msgid) is int
+            and 0 <= msgid <= MAX_MSGID
+            and type(value[2]) is str
+            and type(value[3]) is list
         )
         shape = "[0, msgid, method, params]"
-    elif kind == RESPONSE:
-        ok = len(value) == 4 and _msgid(value[1]) and _error_triple(value[2])
-        shape = "[1, msgid, error, result] with error nil or [code, message, data]"
+        inner = value[3] if ok else []
     elif kind == NOTIFICATION:
-        ok = len(value) == 3 and isinstance(value[1], str) and isinstance(value[2], list)
+        ok = size == 3 and type(value[1]) is str and type(value[2]) is list
         shape = "[2, method, params]"
+        inner = value[2] if ok else []
     else:
         raise ProtocolViolation("a message must start with 0, 1 or 2", value)
     if not ok:
         raise ProtocolViolation(f"a malformed message: expected {shape}", value)
-    if max_depth < 2 or any(isinstance(v, (list, dict)) for v in value[1:]):
+    if max_depth < 3:
         _depth(value, max_depth)
+    else:
+        for item in inner:
+            if type(item) is list or type(item) is dict:
+                _depth(value, max_depth)
+                break
     return value
 
 

@@ -16,7 +16,6 @@ import importlib
 import inspect
 import logging
 import os
-import queue
 import sys
 import threading
 import traceback
@@ -27,7 +26,6 @@ from .._registry import get_registry, info_for
 from . import _protocol as wire
 
 LIFECYCLE = ("setup", "configure", "execute", "teardown")
-_THREADS = 4
 
 
 class _HostLog(logging.Handler):
@@ -55,6 +53,10 @@ class Worker:
         depends_on: Its declared dependencies, as requirement strings.
         rfd: The descriptor the host writes to (3).
         wfd: The descriptor the host reads from (4).
+        threads: How many sync calls may run at once. With one, calls are
+            answered in order by the thread that reads them, the fastest
+            round trip; ``async def`` methods run concurrently whatever
+            the number.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class Worker:
         depends_on: list[str],
         rfd: int = wire.HOST_TO_PLUGIN_FD,
         wfd: int = wire.PLUGIN_TO_HOST_FD,
+        threads: int = 1,
     ) -> None:
         self.plugin = plugin
         self.name = name
@@ -72,8 +75,13 @@ class Worker:
         self.depends_on = depends_on
         self.rfd = rfd
         self.wfd = wfd
+        self.threads = max(threads, 1)
         self._write = threading.Lock()
-        self._jobs: queue.SimpleQueue[list[Any] | None] = queue.SimpleQueue()
+        self._decoder = wire.Decoder()
+        self._backlog: list[list[Any]] = []
+        self._reading = threading.Lock()
+        self._done = threading.Event()
+        self._code = 0
         self._loop: Any = None
         self._tasks: dict[int, Any] = {}
         self._stopping = False
@@ -84,10 +92,12 @@ class Worker:
 
     def send(self, data: bytes) -> None:
         """Write one encoded message to the host."""
-        view = memoryview(data)
+        self.send_parts([data])
+
+    def send_parts(self, parts: list[bytes | memoryview]) -> None:
+        """Write one message, as buffers in order, to the host."""
         with self._write:
-            while view:
-                view = view[os.write(self.wfd, view) :]
+            wire.write_all(self.wfd, parts)
 
     def notify(self, method: str, params: list[Any]) -> None:
         """Send a notification, ignoring a host that is gone."""
@@ -96,7 +106,6 @@ class Worker:
 
     def serve(self) -> int:
         """Say hello and answer calls until ``$/shutdown`` or EOF; the exit status."""
-        decoder = wire.Decoder()
         token = os.environ.pop(wire.TOKEN_ENV, "")
         self.send(
             wire.request(
@@ -115,54 +124,83 @@ class Worker:
                 ],
             )
         )
-        answered = False
-        for _ in range(_THREADS):
-            threading.Thread(target=self._work, daemon=True).start()
+        refused = self._handshake()
+        if refused is not None:
+            return refused
+        # Leader and followers: each thread reads a batch of messages, lets the
+        # next thread read while it answers them. A call is answered by the
+        # thread that read it, with no hand-off between threads on its way.
+        backlog, self._backlog = self._backlog, []
+        for number in range(self.threads):
+            lead = threading.Thread(target=self._lead, args=(backlog if number == 0 else [],))
+            lead.daemon = True
+            lead.start()
+        self._done.wait()
+        return self._code
+
+    def _handshake(self) -> int | None:
+        """Wait for the answer to ``$/hello``; the exit status if refused."""
         while True:
             data = os.read(self.rfd, 1 << 20)
             if not data:
                 return 0  # the host is gone
-            decoder.feed(data)
-            for message in decoder:
-                if not answered:
-                    if message[0] != wire.RESPONSE or message[1] != 0:
-                        return 2
-                    if message[2] is not None:
-                        sys.stderr.write(f"plugyard.worker: the host refused: {message[2][1]}\n")
-                        return 2
-                    answered = True
-                    continue
-                if message[0] == wire.NOTIFICATION:
-                    if message[1] == wire.CANCEL and message[2]:
-                        self._cancel(message[2][0])
-                    continue
-                if message[0] != wire.REQUEST:
-                    continue
-                method = message[2]
-                if method == wire.SHUTDOWN:
-                    self._stopping = True
-                    self.send(wire.response(message[1], None, None))
-                    return 0
-                if method == wire.PING:
-                    self.send(wire.response(message[1], None, "pong"))
-                elif method in self.coroutines:
-                    self._start_async(message)
-                else:
-                    self._jobs.put(message)
+            self._decoder.feed(data)
+            for message in self._decoder:
+                if message[0] != wire.RESPONSE or message[1] != 0:
+                    return 2
+                if message[2] is not None:
+                    sys.stderr.write(f"plugyard.worker: the host refused: {message[2][1]}\n")
+                    return 2
+                self._backlog = list(self._decoder)
+                return None
 
-    def _work(self) -> None:
+    def _finish(self, code: int) -> None:
+        self._code = code
+        self._done.set()
+
+    def _lead(self, messages: list[list[Any]]) -> None:
         while True:
-            message = self._jobs.get()
-            if message is None:
-                return
-            _, msgid, method, params = message
-            self.send(self._answer(msgid, method, params))
+            for message in messages:
+                self._handle(message)
+            with self._reading:
+                if self._done.is_set():
+                    return
+                data = os.read(self.rfd, 1 << 20)
+                if not data:
+                    self._finish(0)  # the host is gone
+                    return
+                try:
+                    self._decoder.feed(data)
+                    messages = list(self._decoder)
+                except wire.ProtocolViolation as exc:
+                    sys.stderr.write(f"plugyard.worker: {exc}\n")
+                    self._finish(2)
+                    return
 
-    def _answer(self, msgid: int, method: str, params: list[Any]) -> bytes:
+    def _handle(self, message: list[Any]) -> None:
+        if message[0] == wire.NOTIFICATION:
+            if message[1] == wire.CANCEL and message[2]:
+                self._cancel(message[2][0])
+            return
+        if message[0] != wire.REQUEST:
+            return
+        _, msgid, method, params = message
+        if method == wire.SHUTDOWN:
+            self._stopping = True
+            self.send(wire.response(msgid, None, None))
+            self._finish(0)
+        elif method == wire.PING:
+            self.send(wire.response(msgid, None, "pong"))
+        elif method in self.coroutines:
+            self._start_async(message)
+        else:
+            self.send_parts(self._answer(msgid, method, params))
+
+    def _answer(self, msgid: int, method: str, params: list[Any]) -> list[bytes | memoryview]:
         fn = getattr(self.plugin, method, None) if method in self.methods else None
         if fn is None:
             error = wire.error(wire.Codes.METHOD_NOT_FOUND, f"plugin {self.name!r} has no {method}")
-            return wire.response(msgid, error, None)
+            return [wire.response(msgid, error, None)]
         try:
             result = fn(*self._arguments(method, params))
         except BaseException as exc:  # every failure is answered
@@ -181,19 +219,19 @@ class Worker:
             return [PluginContext(info, {}, given.get("config") or {})]
         return params
 
-    def _result(self, msgid: int, result: Any) -> bytes:
+    def _result(self, msgid: int, result: Any) -> list[bytes | memoryview]:
         try:
-            return wire.response(msgid, None, result)
+            return wire.response_parts(msgid, None, result)
         except (TypeError, ValueError, OverflowError) as exc:
             message = f"the result cannot be sent: {type(exc).__name__}: {exc}"
-            return wire.response(msgid, wire.error(wire.Codes.INVALID_PARAMS, message), None)
+            return [wire.response(msgid, wire.error(wire.Codes.INVALID_PARAMS, message), None)]
 
-    def _failure(self, msgid: int, exc: BaseException) -> bytes:
+    def _failure(self, msgid: int, exc: BaseException) -> list[bytes | memoryview]:
         data = {
             "type": type(exc).__name__,
             "traceback": "".join(traceback.format_exception(exc)),
         }
-        return wire.response(msgid, wire.error(wire.Codes.PLUGIN_ERROR, str(exc), data), None)
+        return [wire.response(msgid, wire.error(wire.Codes.PLUGIN_ERROR, str(exc), data), None)]
 
     def _start_async(self, message: list[Any]) -> None:
         import asyncio
@@ -204,7 +242,7 @@ class Worker:
         _, msgid, method, params = message
         fn = getattr(self.plugin, method)
 
-        async def run() -> bytes:
+        async def run() -> list[bytes | memoryview]:
             try:
                 result = await fn(*self._arguments(method, params))
             except BaseException as exc:  # every failure is answered
@@ -214,7 +252,7 @@ class Worker:
         def finished(future: Any) -> None:
             self._tasks.pop(msgid, None)
             if not future.cancelled():
-                self.send(future.result())
+                self.send_parts(future.result())
 
         future = asyncio.run_coroutine_threadsafe(run(), self._loop)
         self._tasks[msgid] = future
@@ -249,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", help="the plugin's name (the object's __name__ by default)")
     parser.add_argument("--group", help="the group it is registered in, to find its declaration")
     parser.add_argument("--version", help="its version (the declared one by default)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="sync calls that may run at once (default: 1)"
+    )
     args = parser.parse_args(argv)
     target = load(args.target)
     declared = get_registry(args.group).find(target) if args.group else None
@@ -264,7 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or declared.name
     version = args.version or str(declared.version)
     plugin = target() if inspect.isclass(target) else FunctionPlugin(target)
-    worker = Worker(plugin, name, version, [str(d) for d in declared.requires])
+    requires = [str(d) for d in declared.requires]
+    worker = Worker(plugin, name, version, requires, threads=args.threads)
     logging.getLogger().addHandler(_HostLog(worker))
     logging.getLogger().setLevel(logging.INFO)
-    return worker.serve()
+    code = worker.serve()
+    # Threads may still be blocked reading fd 3: exit now, with what was printed flushed.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
