@@ -113,7 +113,7 @@ def fixture_make_venv(
 
 
 def _children() -> dict[int, int]:
-    """The processes whose parent is this one, with their process groups."""
+    """The live processes whose parent is this one, with their process groups (no zombies)."""
     me = os.getpid()
     found: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -123,7 +123,7 @@ def _children() -> dict[int, int]:
             fields = (entry / "stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        if int(fields[1]) == me:
+        if int(fields[1]) == me and fields[0] != "Z":
             found[int(entry.name)] = int(fields[2])
     return found
 

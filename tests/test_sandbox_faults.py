@@ -117,9 +117,16 @@ def test_garbage_on_fd_4_ends_the_child_and_quotes_it(host: PluginManager) -> No
 
 
 def test_megabytes_of_stdout_go_to_logging_not_the_protocol(
-    host: PluginManager, caplog: pytest.LogCaptureFixture
+    registry: Registry, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="plugyard.sandbox"):
+    registry.register(Faulty)
+    registry.register(Echo)
+    # The plugin writes as fast as the host logs: a slow host slows it down.
+    policy = attrs.evolve(FAST, call_timeout=30.0)
+    with (
+        PluginManager(registry, isolation="process", sandbox=policy) as host,
+        caplog.at_level(logging.INFO, logger="plugyard.sandbox"),
+    ):
         assert host.execute("Faulty", "stdout") == "done"
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
@@ -127,9 +134,9 @@ def test_megabytes_of_stdout_go_to_logging_not_the_protocol(
             if len(lines) == 30_000:
                 break
             time.sleep(0.05)
-    assert len(lines) == 30_000
-    assert lines[0].name.endswith(".Faulty")
-    _still_serving(host)
+        assert len(lines) == 30_000
+        assert lines[0].name.endswith(".Faulty")
+        _still_serving(host)
 
 
 def _script(tmp_path: Path, body: str) -> list[str]:

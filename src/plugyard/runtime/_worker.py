@@ -11,6 +11,7 @@ the order they finish; ``async def`` methods run on one event loop, and
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import importlib
 import inspect
@@ -78,8 +79,8 @@ class Worker:
         self.threads = max(threads, 1)
         self._write = threading.Lock()
         self._decoder = wire.Decoder()
-        self._backlog: list[list[Any]] = []
         self._reading = threading.Lock()
+        self._queue: collections.deque[list[Any]] = collections.deque()
         self._done = threading.Event()
         self._code = 0
         self._loop: Any = None
@@ -130,9 +131,8 @@ class Worker:
         # Leader and followers: each thread reads a batch of messages, lets the
         # next thread read while it answers them. A call is answered by the
         # thread that read it, with no hand-off between threads on its way.
-        backlog, self._backlog = self._backlog, []
-        for number in range(self.threads):
-            lead = threading.Thread(target=self._lead, args=(backlog if number == 0 else [],))
+        for _ in range(self.threads):
+            lead = threading.Thread(target=self._lead)
             lead.daemon = True
             lead.start()
         self._done.wait()
@@ -144,28 +144,42 @@ class Worker:
             data = os.read(self.rfd, 1 << 20)
             if not data:
                 return 0  # the host is gone
-            self._decoder.feed(data)
-            for message in self._decoder:
-                if message[0] != wire.RESPONSE or message[1] != 0:
-                    return 2
-                if message[2] is not None:
-                    sys.stderr.write(f"plugyard.worker: the host refused: {message[2][1]}\n")
-                    return 2
-                self._backlog = list(self._decoder)
-                return None
+            try:
+                self._decoder.feed(data)
+                for message in self._decoder:
+                    if message[0] != wire.RESPONSE or message[1] != 0:
+                        return 2
+                    if message[2] is not None:
+                        sys.stderr.write(f"plugyard.worker: the host refused: {message[2][1]}\n")
+                        return 2
+                    # What came with the answer is served first, by whichever threads are free.
+                    self._queue.extend(self._decoder)
+                    return None
+            except wire.ProtocolViolation as exc:
+                sys.stderr.write(f"plugyard.worker: {exc}\n")
+                return 2
 
     def _finish(self, code: int) -> None:
         self._code = code
         self._done.set()
 
-    def _lead(self, messages: list[list[Any]]) -> None:
+    def _lead(self) -> None:
+        messages: list[list[Any]] = []
         while True:
             for message in messages:
                 self._handle(message)
             with self._reading:
                 if self._done.is_set():
                     return
-                data = os.read(self.rfd, 1 << 20)
+                if self._queue:
+                    messages = [self._queue.popleft()]
+                    continue
+                try:
+                    data = os.read(self.rfd, 1 << 20)
+                except OSError as exc:
+                    sys.stderr.write(f"plugyard.worker: reading fd {self.rfd} failed: {exc}\n")
+                    self._finish(1)
+                    return
                 if not data:
                     self._finish(0)  # the host is gone
                     return
@@ -176,6 +190,11 @@ class Worker:
                     sys.stderr.write(f"plugyard.worker: {exc}\n")
                     self._finish(2)
                     return
+                if self.threads > 1 and len(messages) > 1:
+                    # The next free thread takes the others, so that no call
+                    # waits behind a slow one while a thread is free.
+                    self._queue.extend(messages[1:])
+                    del messages[1:]
 
     def _handle(self, message: list[Any]) -> None:
         if message[0] == wire.NOTIFICATION:
