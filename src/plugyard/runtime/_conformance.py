@@ -185,8 +185,7 @@ def _exits_on_eof(argv: Sequence[str], policy: Sandbox) -> Check:
     name = "EOF on fd 3"
     try:
         with _started(argv, policy) as child:
-            os.close(child._to_child)
-            child._to_child = -1
+            child.close_input()
             if not child._exited(policy.stop_timeout):
                 return Check(name, False, f"still running {policy.stop_timeout:g} s after EOF")
     except PluginError as exc:

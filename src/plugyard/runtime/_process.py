@@ -514,9 +514,9 @@ class Child:
             returncode = -(returncode - 128)  # bwrap reports a signal as 128 + its number
         for pump in self._pumps:
             pump.join(1.0)
-        for fd in (self._to_child, self._from_child):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self.close_input()
+        with contextlib.suppress(OSError):
+            os.close(self._from_child)
         if self.launch is not None:
             shutil.rmtree(self.launch.cwd, ignore_errors=True)
             if self.launch.cgroup is not None:
@@ -551,6 +551,15 @@ class Child:
         for call in calls:
             self._settle(call, error)
 
+    def close_input(self) -> None:
+        """Close the host's end of the child's fd 3: the child reads EOF."""
+        # Under the write lock: a writer never writes to a number reused since.
+        with self._write_lock:
+            fd, self._to_child = self._to_child, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
     def _crash_error(self) -> PluginCrashedError:
         self._ended.wait(self.policy.stop_timeout + 5)
         return self.error or PluginCrashedError(self.name, "it has ended")
@@ -573,9 +582,7 @@ class Child:
                 call.done.acquire(timeout=max(deadline - time.monotonic(), 0))
             except PluginCrashedError:
                 pass
-        with contextlib.suppress(OSError):
-            os.close(self._to_child)  # EOF on its fd 3
-        self._to_child = -1
+        self.close_input()  # EOF on its fd 3
         if not self._exited(max(deadline - time.monotonic(), 0)):
             self._kill_group(signal.SIGTERM)
             if not self._exited(0.2):
