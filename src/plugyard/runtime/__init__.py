@@ -6,14 +6,22 @@ when its entry point says so (``name = pkg.mod:Plugin [sandbox]``), when the
 trust policy sends unsigned plugins there (``TrustPolicy(untrusted="sandbox")``),
 or when it is an :func:`external` command. The protocol it speaks is
 msgpack-RPC over fds 3 and 4, specified in ``docs/protocol.md``.
+
+The names are imported on first use: the plugin side
+(``python -m plugyard.worker``) needs none of the host's machinery.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .._public import present_as
-from ._host import Command, SandboxedPlugin, external
-from ._isolation import LAYERS, Layer, Sandbox, probe
-from ._protocol import Codes, Limits
+
+if TYPE_CHECKING:
+    from ._host import Command, SandboxedPlugin, external
+    from ._isolation import LAYERS, Layer, Sandbox, probe
+    from ._protocol import Codes, Limits
 
 __all__ = [
     "LAYERS",
@@ -27,4 +35,28 @@ __all__ = [
     "probe",
 ]
 
-present_as(__name__, globals(), __all__)
+_HOMES = {
+    "Command": "_host",
+    "SandboxedPlugin": "_host",
+    "external": "_host",
+    "LAYERS": "_isolation",
+    "Layer": "_isolation",
+    "Sandbox": "_isolation",
+    "probe": "_isolation",
+    "Codes": "_protocol",
+    "Limits": "_protocol",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    present_as(__name__, {name: value}, [name])
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
