@@ -174,6 +174,55 @@ def test_a_wrong_token_is_refused(registry: Registry, tmp_path: Path) -> None:
     assert "a wrong token" in str(exc.value)
 
 
+HELLO_THEN = """
+import os, time, msgpack
+hello = {{"token": os.environ["PLUGYARD_TOKEN"], "protocol": [1], "name": "liar",
+          "methods": ["execute"]}}
+os.write(4, msgpack.packb([0, 0, "$/hello", [hello]]))
+os.read(3, 1 << 16)  # the answer
+{then}
+time.sleep(5)
+"""
+
+
+@pytest.mark.parametrize(
+    ("then", "reason"),
+    [
+        (
+            "os.write(4, msgpack.packb([1, 4242, None, 'stray']))",
+            "a response to unknown msgid 4242",
+        ),
+        ("os.write(4, msgpack.packb([7, 'what']))", "a message must start with 0, 1 or 2"),
+        ("os.write(4, msgpack.packb([2, 'm', [msgpack.ExtType(3, b'x')]]))", "extension type 3"),
+    ],
+)
+def test_a_plugin_breaking_the_protocol_after_hello_is_ended(
+    registry: Registry, tmp_path: Path, then: str, reason: str
+) -> None:
+    argv = _script(tmp_path, HELLO_THEN.format(then=then))
+    env = {"PYTHONPATH": os.pathsep.join(sys.path)}
+    registry.register(external(argv, env=env, readable=[str(tmp_path)]), name="liar")
+    with PluginManager(registry, sandbox=FAST) as manager:
+        handle = manager.get("liar")
+        with pytest.raises(PluginCrashedError) as exc:
+            handle.execute("anything")
+    assert reason in exc.value.reason
+    assert "received" in exc.value.reason
+
+
+def test_a_first_message_that_is_not_hello_is_refused(registry: Registry, tmp_path: Path) -> None:
+    argv = _script(
+        tmp_path,
+        "import os, time, msgpack\nos.write(4, msgpack.packb([2, 'hi', []]))\ntime.sleep(5)\n",
+    )
+    env = {"PYTHONPATH": os.pathsep.join(sys.path)}
+    registry.register(external(argv, env=env, readable=[str(tmp_path)]), name="rude")
+    with PluginManager(registry, sandbox=FAST) as manager, pytest.raises(PluginSetupError) as exc:
+        manager.load("rude")
+    assert "the first message must be a $/hello request" in str(exc.value)
+    assert "received [2, 'hi', []]" in str(exc.value)
+
+
 def test_a_fork_bomb_stops_at_the_process_limit(host: PluginManager) -> None:
     result = host.execute("Faulty", "forkbomb")
     assert result["error"] == "Resource temporarily unavailable"
