@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from plugyard.exceptions import (
     PluginSetupError,
     RemoteError,
 )
-from plugyard.runtime import Sandbox, external, probe
+from plugyard.runtime import Sandbox, _cgroup, _isolation, external, probe
 from sandbox_plugins.basic import Echo
 from sandbox_plugins.faults import Faulty
 
@@ -314,6 +315,15 @@ def test_the_child_dies_with_a_sigkilled_host() -> None:
         while _group_alive(child) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert not _group_alive(child)
+    # What the killed host left (its child's directory, its cgroup) goes at the next sweep.
+    left = [*Path(tempfile.gettempdir()).glob(f"plugyard-sandbox-{host.pid}-*")]
+    assert len(left) == 1
+    removed = _isolation.sweep.__wrapped__()
+    assert str(left[0]) in removed
+    assert not left[0].exists()
+    base = _cgroup.pids_base()
+    if base is not None:
+        assert not [*base.glob(f"plugyard-{host.pid}-*")]
 
 
 def test_crashes_restart_with_backoff_then_the_breaker_opens(

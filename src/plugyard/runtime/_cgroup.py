@@ -55,6 +55,34 @@ def pids_base() -> Path | None:
     return None
 
 
+def dead(pid: str) -> bool:
+    """Whether no process has the pid ``pid`` (a string; ``False`` if it is no number)."""
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def sweep() -> list[Path]:
+    """Remove the cgroups that hosts killed before they could (``SIGKILL``); those removed."""
+    base = pids_base()
+    removed: list[Path] = []
+    if base is None:
+        return removed
+    with contextlib.suppress(OSError):
+        for path in base.glob("plugyard-*-*"):
+            if dead(path.name.split("-")[1]):
+                with contextlib.suppress(OSError):  # still busy: left for the next sweep
+                    path.rmdir()
+                    removed.append(path)
+    return removed
+
+
 class PidsGroup:
     """One child's ``pids`` cgroup.
 

@@ -12,6 +12,7 @@ fails the plugin before anything is started.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
@@ -198,6 +199,26 @@ def _probe_bwrap() -> Layer:
     return Layer("bwrap", True, f"{path}: --unshare-all --die-with-parent, / read-only")
 
 
+_PRIVATE_PREFIX = "plugyard-sandbox-"
+
+
+@functools.lru_cache(maxsize=1)
+def sweep() -> list[str]:
+    """Remove what hosts killed with ``SIGKILL`` left behind; once per process.
+
+    A host names its children's private directories and cgroups after its
+    own pid; those of a pid that no longer runs are removed.
+    """
+    removed = [str(p) for p in _cgroup.sweep()] if platform.system() == "Linux" else []
+    root = Path(tempfile.gettempdir())
+    with contextlib.suppress(OSError):
+        for path in root.glob(f"{_PRIVATE_PREFIX}*-*"):
+            if _cgroup.dead(path.name[len(_PRIVATE_PREFIX) :].split("-")[0]):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(str(path))
+    return removed
+
+
 def layers() -> dict[str, Layer]:
     """:func:`probe` by layer name."""
     return {layer.name: layer for layer in probe()}
@@ -300,7 +321,8 @@ def prepare(
         raise IsolationError(missing, reasons)
     applied = tuple(n for n in LAYERS if n in wanted and found[n].available)
 
-    cwd = tempfile.mkdtemp(prefix="plugyard-sandbox-")
+    sweep()
+    cwd = tempfile.mkdtemp(prefix=f"{_PRIVATE_PREFIX}{os.getpid()}-")
     if uid is not None and "user" in applied:
         os.chown(cwd, uid, uid)
     env = {
