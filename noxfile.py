@@ -70,18 +70,17 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 
-CONTRIB = sorted(
-    str(p) for p in Path("contrib_plugins").iterdir() if (p / "pyproject.toml").is_file()
-)
+# The Python plugin projects; contrib_plugins/node-wordfreq is a Node.js one.
+CONTRIB = sorted(str(p.parent) for p in Path("contrib_plugins").glob("*/pyproject.toml"))
+NODE_PLUGIN = "contrib_plugins/node-wordfreq"
 
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """Build the contrib plugins; list, order, run, sign, verify and attack them."""
+    """Build the contrib plugins; list, order, run, sign, verify, attack and sandbox them."""
     session.install(".")
     wheels = Path(session.create_tmp()) / "wheels"
-    session.run(
-        "python", "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), *CONTRIB
-    )
+    session.run("python", "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), *CONTRIB)
     session.install("--no-compile", *sorted(str(w) for w in wheels.glob("*.whl")))
+    session.run("npm", "ci", "--silent", "--prefix", NODE_PLUGIN, external=True)
     session.run("python", "contrib_plugins/demo.py", str(wheels), session.create_tmp())

@@ -1,4 +1,4 @@
-"""The plugyard demo: the contrib plugins listed, ordered, run, signed, verified and attacked.
+"""The plugyard demo: contrib plugins listed, run, signed, verified, attacked; a sandbox.
 
 Run by ``nox -s demo``, which builds the contrib wheels first::
 
@@ -138,6 +138,24 @@ def main() -> int:
         )
     say("The signed normalize is back: everything verifies and runs again.")
     plugyard("run", "shout", "plugins,   verified and ordered", *group, "--keyring", str(trusted))
+
+    say(
+        "A plugin plugyard does not trust runs in a supervised child process instead. "
+        "The isolation layers this machine offers it:"
+    )
+    plugyard("sandbox", "check")
+    node_plugin = Path(__file__).resolve().parent / "node-wordfreq"
+    if not (node_plugin / "node_modules").is_dir():
+        subprocess.run(["npm", "ci", "--silent", "--prefix", str(node_plugin)], check=True)
+    node = ["node", str(node_plugin / "index.js"), "wordfreq"]
+    say(
+        "A plugin written in Node.js, against an npm msgpack library, checked against the "
+        "protocol any language can implement, then run in the sandbox:"
+    )
+    plugyard("sandbox", "conformance", "--", *node)
+    plugyard(
+        "sandbox", "run", "--name", "wordfreq", "--data", "the cat saw the other cat", "--", *node
+    )
     return 0
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from packaging.utils import canonicalize_name
 
-from plugyard import PluginManager, Registry
+from plugyard import EventBus, PluginCrashed, PluginManager, Registry
 from wheelhouse import (
     ROOT,
     MakeVenv,
@@ -103,3 +107,48 @@ def fixture_make_venv(
         return create_venv(path, find_links, [wheels["plugyard"], *chosen])
 
     return make_venv
+
+
+# -- sandbox processes -----------------------------------------------------------
+
+
+def _children() -> dict[int, int]:
+    """The live processes whose parent is this one, with their process groups (no zombies)."""
+    me = os.getpid()
+    found: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me and fields[0] != "Z":
+            found[int(entry.name)] = int(fields[2])
+    return found
+
+
+@pytest.fixture(name="no_stray_processes")
+def fixture_no_stray_processes() -> Iterator[None]:
+    """Fail a test that leaves a child process behind, and kill what it left."""
+    before = set(_children())
+    yield
+    deadline = time.monotonic() + 5
+    while True:
+        left = {pid: group for pid, group in _children().items() if pid not in before}
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    for group in set(left.values()):
+        with contextlib.suppress(OSError):
+            os.killpg(group, signal.SIGKILL)
+    assert left == {}, f"child processes left behind: {sorted(left)}"
+
+
+@pytest.fixture(name="crashes")
+def fixture_crashes() -> Iterator[tuple[EventBus, list[PluginCrashed]]]:
+    """A bus and the PluginCrashed events published on it."""
+    bus = EventBus()
+    seen: list[PluginCrashed] = []
+    with bus.subscribe(PluginCrashed, seen.append):
+        yield bus, seen

@@ -153,3 +153,25 @@ def test_a_process_past_the_cap_is_reported_and_not_run_again(tmp_path: Path) ->
     cells = _table(_bench(tmp_path / "capped.md", *args), "Scaling")
     assert cells
     assert all(line[2:] == ["> 1 ms", "not run", "n/a"] for line in cells), cells
+
+
+def test_the_sandbox_benchmark_reports_every_row_with_a_ratio(tmp_path: Path) -> None:
+    """Run quickly into a copy of a report: only its own section changes."""
+    out = tmp_path / "latest.md"
+    out.write_text("# report\n\n## Results\n\nkept\n", encoding="utf-8")
+    script = RUN.parent / "sandbox.py"
+    subprocess.run(
+        [sys.executable, str(script), "--quick", "--out", str(out)], check=True, timeout=600
+    )
+    report = out.read_text(encoding="utf-8")
+    assert report.startswith("# report\n\n## Results\n\nkept\n")
+    cells = _table(report, "Sandbox (issue 13)")
+    rows = [row[0] for row in cells]
+    assert rows[:4] == [
+        "small call, round trip",
+        "small call, round trip",
+        "8 MiB bytes, echoed",
+        "pipelined calls, 2000 in flight",
+    ]
+    assert all(RATIO.match(row[4]) for row in cells)
+    assert [row[5].split(" **")[0] for row in cells[:3]] == ["≤ 2.5x", "≤ 0.2x", "≥ 0.8x"]

@@ -21,7 +21,7 @@ CONTRIB = [
 
 
 @pytest.mark.slow
-def test_the_demo_lists_runs_signs_verifies_and_refuses_a_tampered_plugin(
+def test_the_demo_lists_runs_signs_verifies_refuses_and_sandboxes(
     make_venv: MakeVenv, wheels: dict[str, Path], tmp_path: Path
 ) -> None:
     venv = make_venv(*CONTRIB)
@@ -45,7 +45,7 @@ def test_the_demo_lists_runs_signs_verifies_and_refuses_a_tampered_plugin(
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     steps = [line for line in out.splitlines() if line.startswith("==> ")]
-    assert len(steps) == 10
+    assert len(steps) == 12
     # Listed without importing, then run in dependency order.
     assert "NAME" in out
     assert "discovered" in out
@@ -60,7 +60,10 @@ def test_the_demo_lists_runs_signs_verifies_and_refuses_a_tampered_plugin(
     assert not (tmp_path / "work" / "ATTACKER-CODE-RAN").exists()
     # The rest still runs, and the signed copy is back at the end.
     assert '"deredro dna deifirev ,snigulp"' in out
-    assert out.rstrip().endswith('"PLUGINS VERIFIED AND ORDERED!"')
+    assert '"PLUGINS VERIFIED AND ORDERED!"' in out
+    # A Node.js plugin passes the protocol's conformance checks and runs in the sandbox.
+    assert "\n8 passed, 0 failed\n" in out
+    assert out.rstrip().endswith('{"cat": 2, "the": 2, "other": 1, "saw": 1}')
     restored = venv.run(
         "import plugyard_demo_normalize, inspect; print(inspect.getsource(plugyard_demo_normalize))"
     )

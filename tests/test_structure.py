@@ -36,6 +36,7 @@ STAGES = [
     "plugyard._resolve",
     "plugyard._interface",
     "plugyard._handles",
+    "plugyard.runtime",
     "plugyard._lifecycle",
     "plugyard._table",
     "plugyard._configure",
@@ -50,6 +51,7 @@ CONSUMERS = [
     "plugyard.cli",
     "plugyard.prometheus",
     "plugyard.testing",
+    "plugyard.worker",
 ]
 
 

@@ -11,8 +11,9 @@ A manager publishes while holding its lock only inside :meth:`EventBus.deferred`
 which holds the events back until the outermost block of the thread ends, so
 handlers always run without the manager's lock and may call back into it.
 
-:class:`PluginReloaded` and :class:`PluginCrashed` are for hot reload and the
-sandbox; no manager publishes them yet, and they are not exported until one does.
+:class:`PluginReloaded` is for hot reload; no manager publishes it yet, and it
+is not exported until one does. :class:`PluginCrashed` is published by the
+sandbox (:mod:`plugyard.runtime`) when an isolated plugin's process dies.
 """
 
 from __future__ import annotations

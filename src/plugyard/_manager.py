@@ -87,6 +87,12 @@ class PluginManager(AsyncAPI[T]):
             ``async`` or not, their positional arguments) and fails alone with
             :class:`PluginInterfaceError` if it does not fit; handles are typed
             ``PluginHandle[interface]``.
+        isolation: ``"process"`` runs every plugin of the group in a sandbox
+            process, or give it by plugin name (``{"name": "process"}``); see
+            :mod:`plugyard.runtime`. Entry points marked ``[sandbox]`` run
+            there in any case.
+        sandbox: How sandbox processes are confined and supervised
+            (a :class:`plugyard.runtime.Sandbox`; its defaults otherwise).
 
     Raises:
         ValueError: neither ``registry`` nor ``group`` is given, or both are
@@ -107,6 +113,8 @@ class PluginManager(AsyncAPI[T]):
         drain_timeout: float = 30.0,
         lock_timeout: float = 60.0,
         interface: type[T] | None = None,
+        isolation: str | Mapping[str, str] | None = None,
+        sandbox: Any = None,
     ) -> None:
         if registry is None:
             if group is None:
@@ -136,6 +144,11 @@ class PluginManager(AsyncAPI[T]):
             self._metrics,
             entry_points=entry_points,
             path=path,
+            sandbox={
+                "isolation": isolation,
+                "policy": sandbox,
+                "untrusted": self.trust.untrusted == "sandbox",
+            },
         )
         # The table's own mapping, changed in place: execute() reads it with no lock.
         self._handles = self._table.handles
@@ -547,7 +560,10 @@ class PluginManager(AsyncAPI[T]):
             self._lifecycle.check_teardown(victims, invoke)
             self._lifecycle.drain(victims, self.drain_timeout if timeout is None else timeout)
             self._lifecycle.closed = True
-            self._lifecycle.teardown(victims, invoke)
+            try:
+                self._lifecycle.teardown(victims, invoke)
+            finally:
+                self._table.close_sandbox()
 
     def _set_disabled(self, name: str, disabled: bool) -> None:
         with self._locked():

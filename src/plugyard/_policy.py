@@ -46,6 +46,9 @@ class TrustPolicy:
         keyring: The trusted keys; required unless every mode is ``off``.
         groups: Modes by group name, overriding ``mode``.
         plugins: Modes by plugin name, overriding the group's.
+        untrusted: What becomes of a plugin the policy refuses: ``"refuse"``
+            fails it; ``"sandbox"`` runs it isolated in a child process
+            instead (see :mod:`plugyard.runtime`).
 
     Raises:
         ValueError: a mode is not ``off``, ``warn`` or ``require``, or a mode
@@ -56,6 +59,9 @@ class TrustPolicy:
     keyring: Keyring | None = None
     groups: Mapping[str, Mode] = attrs.field(factory=dict, validator=_check_modes)
     plugins: Mapping[str, Mode] = attrs.field(factory=dict, validator=_check_modes)
+    untrusted: Literal["refuse", "sandbox"] = attrs.field(
+        default="refuse", validator=attrs.validators.in_(("refuse", "sandbox"))
+    )
 
     def __attrs_post_init__(self) -> None:
         used = {self.mode, *self.groups.values(), *self.plugins.values()}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -28,7 +29,13 @@ from ._model import PluginInfo, PluginState
 from ._policy import Gate
 from ._registry import Registry
 from ._sources import Installed, module_candidate, registered
-from .exceptions import PluginError, PluginNotFoundError
+from .exceptions import PluginError, PluginNotFoundError, SignatureError
+
+if TYPE_CHECKING:
+    from .runtime._host import Host
+
+#: The class attribute of a sandboxed plugin's proxy class (``runtime._host.MARK``).
+_SANDBOX_MARK = "__plugyard_sandbox__"
 
 
 class Table:
@@ -41,6 +48,8 @@ class Table:
         metrics: The group's metrics, or ``None``.
         entry_points: Whether installed entry points are read.
         path: Where installed distributions are looked for.
+        sandbox: What the sandbox host is made with (``isolation``,
+            ``policy``, ``untrusted``); it is made when first needed.
     """
 
     def __init__(
@@ -52,6 +61,7 @@ class Table:
         *,
         entry_points: bool,
         path: Sequence[str] | None,
+        sandbox: Mapping[str, Any] | None = None,
     ) -> None:
         self.registry = registry
         self.group = registry.group
@@ -70,6 +80,8 @@ class Table:
         # Module entry points not imported yet; read with the installed ones.
         self._pending: list[EntryPoint] | None = None
         self._seen_generation = -1
+        self._sandbox = dict(sandbox or {})
+        self._host: Host | None = None
 
     def snapshot(self) -> dict[str, Slot]:
         with self._data:
@@ -142,6 +154,8 @@ class Table:
             (its target is then ``None``: it never starts).
         """
         candidate = registered(info, target)
+        if self._sandbox.get("isolation") is not None or hasattr(target, _SANDBOX_MARK):
+            candidate = self.host().adapt(candidate)
         installed = self.installed()
         provider = installed.provider_of(info) if installed.modules else None
         if provider is None:
@@ -250,11 +264,59 @@ class Table:
         slot.attempted = True
         record = None if self.metrics is None else self.metrics.plugin(slot.name).record_import
         try:
-            slot.candidate = _loader.load(slot.candidate, self.registry, self.gate, record)
+            if self._isolated(slot.candidate):
+                slot.candidate = self._load_isolated(slot.candidate)
+            else:
+                slot.candidate = _loader.load(slot.candidate, self.registry, self.gate, record)
+        except SignatureError as error:
+            if not self._sandbox.get("untrusted"):
+                self.lifecycle.transition(slot, PluginState.FAILED, error)
+                return False
+            return self._sandboxed(slot)
         except PluginError as error:
             self.lifecycle.transition(slot, PluginState.FAILED, error)
             return False
         return True
+
+    # -- the sandbox: made on first use, so that a manager without one imports none of it --
+
+    def host(self) -> Host:
+        """The sandbox host of this manager, made on first use."""
+        if self._host is None:
+            from .runtime import _host
+
+            self._host = _host.Host(self.group, self.lifecycle.events, **self._sandbox)
+        return self._host
+
+    def _isolated(self, candidate: Candidate) -> bool:
+        ep = candidate.entry_point
+        marked = ep is not None and "[" in ep.value
+        if self._sandbox.get("isolation") is None and not marked:
+            return False
+        return self.host().isolated(candidate)
+
+    def _load_isolated(self, candidate: Candidate) -> Candidate:
+        """Start an isolated entry point's process to learn its declaration; the gate first."""
+        ep = candidate.entry_point
+        assert ep is not None  # noqa: S101 - only entry points are materialized
+        refused = self.gate.check(candidate.name, ep.distribution, ep.path)
+        if refused is not None:
+            raise refused
+        return self.host().load(candidate)
+
+    def _sandboxed(self, slot: Slot) -> bool:
+        """Run a plugin the trust policy refused in the sandbox (``untrusted="sandbox"``)."""
+        try:
+            slot.candidate = self.host().load(slot.candidate)
+        except PluginError as error:
+            self.lifecycle.transition(slot, PluginState.FAILED, error)
+            return False
+        return True
+
+    def close_sandbox(self) -> None:
+        """Stop every sandbox process this manager started (after its teardowns)."""
+        if self._host is not None:
+            self._host.close()
 
     def closure(self, names: list[str]) -> set[str]:
         """``names`` and every dependency they reach that is not active, imported."""

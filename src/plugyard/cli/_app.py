@@ -148,7 +148,7 @@ def _common(sub: argparse.ArgumentParser, *, config_dir: bool = False) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="plugyard",
-        description="List, inspect, graph and run plugins.",
+        description="List, inspect, graph and run plugins; check the sandbox.",
         epilog=_EPILOG,
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -243,6 +243,25 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_argument("--keyring", type=Path, help="a directory of trusted public keys")
     keys.add_argument("--key", type=Path, help="one trusted public key (PEM)")
     verify.add_argument("--json", action="store_true", help="print JSON")
+
+    sandbox = commands.add_parser("sandbox", help="The sandbox: its layers, a plugin's protocol.")
+    actions = sandbox.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    check = actions.add_parser("check", help="Show the isolation layers this machine offers.")
+    check.add_argument("--json", action="store_true", help="print JSON")
+    check.add_argument(
+        "--require", nargs="+", metavar="LAYER", help="fail unless these layers are available"
+    )
+    conform = actions.add_parser(
+        "conformance", help="Check that a command speaks the sandbox protocol."
+    )
+    env_help = "add NAME=VALUE to the plugin's scrubbed environment (repeatable)"
+    conform.add_argument("--env", "-e", action="append", metavar="NAME=VALUE", help=env_help)
+    conform.add_argument("argv", nargs=argparse.REMAINDER, help="-- the command and its arguments")
+    run_one = actions.add_parser("run", help="Run a command as a sandboxed plugin, execute once.")
+    run_one.add_argument("--data", help="the argument: JSON when it is valid JSON, else a string")
+    run_one.add_argument("--name", default="plugin", help="the plugin's name (default: plugin)")
+    run_one.add_argument("--env", "-e", action="append", metavar="NAME=VALUE", help=env_help)
+    run_one.add_argument("argv", nargs=argparse.REMAINDER, help="-- the command and its arguments")
     return parser
 
 
@@ -310,6 +329,13 @@ def _output_failed(error: OutputError) -> int:
 
 def _dispatch(args: argparse.Namespace, out: Output) -> int:
     command = args.command
+    if command == "sandbox":
+        # The sandbox's machinery (msgpack, ctypes) is imported only for it.
+        from . import _sandbox
+
+        if args.action == "check" and args.require:
+            _check_layers(args.require)
+        return _sandbox.command(args, out)
     if command in ("keygen", "sign", "verify"):
         # Only these need cryptography: imported when used.
         from . import _trust
@@ -336,6 +362,14 @@ def _dispatch(args: argparse.Namespace, out: Output) -> int:
     from . import _plugins
 
     return _plugins.run_command(args, out)
+
+
+def _check_layers(names: Sequence[str]) -> None:
+    from ..runtime import LAYERS
+
+    unknown = [n for n in names if n not in LAYERS]
+    if unknown:
+        raise UsageError(f"unknown layers {unknown}; the layers are {', '.join(LAYERS)}")
 
 
 def _check_group(args: argparse.Namespace, missing: str) -> None:
