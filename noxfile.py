@@ -11,12 +11,17 @@ nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
+# The Python plugin projects; contrib_plugins/node-wordfreq is a Node.js one.
+CONTRIB = sorted(str(p.parent) for p in Path("contrib_plugins").glob("*/pyproject.toml"))
+NODE_PLUGIN = "contrib_plugins/node-wordfreq"
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the whole test suite, slow integration tests included, with coverage."""
     session.install("-e", ".[test]")
+    # The Node.js plugin's tests run it from its committed lockfile.
+    session.run("npm", "ci", "--silent", "--prefix", NODE_PLUGIN, external=True)
     # coverage starts before pytest, which imports plugyard early through the
     # pytest11 entry point of plugyard.testing; pytest-cov would start too late.
     session.run("coverage", "erase")
@@ -68,11 +73,6 @@ def bench(session: nox.Session) -> None:
     # the peers, and installer, which the signing rows install their wheel with.
     session.install(".", "stevedore>=5.0", "pluggy>=1.5", "installer>=0.7")
     session.run("python", "benchmarks/run.py", *session.posargs)
-
-
-# The Python plugin projects; contrib_plugins/node-wordfreq is a Node.js one.
-CONTRIB = sorted(str(p.parent) for p in Path("contrib_plugins").glob("*/pyproject.toml"))
-NODE_PLUGIN = "contrib_plugins/node-wordfreq"
 
 
 @nox.session(python=PYTHON)
