@@ -24,6 +24,8 @@ SERVICES = [
     "plugyard._configtypes",
     "plugyard._configstore",
     "plugyard.trust",
+    "plugyard._indexcache",
+    "plugyard._metafiles",
 ]
 #: The flow, in order: a stage imports earlier stages, never a later one.
 STAGES = [

@@ -103,9 +103,7 @@ class Table:
                 state = PluginState.DISCOVERED
                 if installed.error(name) is not None:
                     state = PluginState.FAILED
-                listed[name, CandidateKind.ENTRY_POINT] = attrs.evolve(
-                    installed.candidate(name), state=state
-                )
+                listed[name, CandidateKind.ENTRY_POINT] = installed.candidate(name, state)
         for info, target in self.registry.entries() if only is None else self._entry(only):
             if info.name not in slots and info.name not in installed.by_name:
                 listed[info.name, CandidateKind.REGISTERED] = self._registered(info, target)[0]
