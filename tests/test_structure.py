@@ -34,6 +34,7 @@ STAGES = [
     "plugyard._candidate",
     "plugyard._sources",
     "plugyard._policy",
+    "plugyard._admission",
     "plugyard._loader",
     "plugyard._resolve",
     "plugyard._handles",
@@ -44,7 +45,13 @@ STAGES = [
     "plugyard._manager",
 ]
 #: What uses the library from outside the flow.
-CONSUMERS = ["plugyard", "plugyard.__main__", "plugyard.cli", "plugyard.testing"]
+CONSUMERS = [
+    "plugyard",
+    "plugyard.__main__",
+    "plugyard.cli",
+    "plugyard.stevedore",
+    "plugyard.testing",
+]
 
 
 def _module_name(path: Path) -> str:

@@ -71,6 +71,11 @@ class Table:
         self._pending: list[EntryPoint] | None = None
         self._seen_generation = -1
 
+    @property
+    def path(self) -> Sequence[str] | None:
+        """Where installed distributions are looked for (``None``: ``sys.path``)."""
+        return self._path
+
     def snapshot(self) -> dict[str, Slot]:
         with self._data:
             return dict(self.slots)
