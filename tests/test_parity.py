@@ -436,7 +436,7 @@ def test_a_symlinked_metadata_directory(site: Path, tmp_path: Path) -> None:
     assert assert_parity() == [("l", "m:l", "linked")]
 
 
-@pytest.mark.parametrize("group", ["console_scripts", "pytest11", "sphinx.html_themes"])
+@pytest.mark.parametrize("group", ["console_scripts", "pytest11"])
 def test_the_test_environment_itself(group: str) -> None:
     assert assert_parity(group)
 
