@@ -79,10 +79,13 @@ class Installed:
         #: Class and function entry points by name, in ``sys.path`` order.
         self.by_name: dict[str, list[EntryPoint]] = {}
         #: Module entry points: importing them registers plugins.
-        self.modules = [ep for ep in found if ep.attr is None]
+        self.modules: list[EntryPoint] = []
         for ep in found:
-            if ep.attr is not None:
+            # A colon is what gives an entry point an object (EntryPoint.attr).
+            if ":" in ep.value:
                 self.by_name.setdefault(ep.name, []).append(ep)
+            else:
+                self.modules.append(ep)
         self._errors: dict[str, PluginError | None] = {}
 
     def pending_modules(self) -> list[EntryPoint]:
@@ -97,9 +100,10 @@ class Installed:
 
     def _check(self, name: str) -> PluginError | None:
         eps = self.by_name[name]
-        dists = sorted({f"{e.distribution} {e.version}" for e in eps})
-        if len(dists) > 1:
-            return PluginConflictError(name, self.group, dists)
+        if len(eps) > 1:
+            dists = sorted({f"{e.distribution} {e.version}" for e in eps})
+            if len(dists) > 1:
+                return PluginConflictError(name, self.group, dists)
         try:
             check_name(name)
         except InvalidPluginError as exc:

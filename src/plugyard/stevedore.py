@@ -69,11 +69,12 @@ __all__ = [
     "Managers",
     "NameDispatchExtensionManager",
     "NamedExtensionManager",
+    "Source",
     "VerifiedEntryPoint",
     "bind",
 ]
 
-log = logging.getLogger("plugyard.stevedore")
+_log = logging.getLogger("plugyard.stevedore")
 
 if TYPE_CHECKING:
     # stevedore 5.10 is generic; 5.0 is not, so the bases are not subscripted at run time.
@@ -95,6 +96,9 @@ else:
     _DispatchExtensionManager = stevedore.dispatch.DispatchExtensionManager
     _NameDispatchExtensionManager = stevedore.dispatch.NameDispatchExtensionManager
 
+#: Where a manager's entry points come from: plugyard's index of ``sys.path``
+#: (``None``), a :class:`PluginManager` (its path, registry and trust policy),
+#: or plugyard entry points listed by hand.
 Source = PluginManager | Iterable[IndexEntryPoint] | None
 
 
@@ -347,7 +351,7 @@ class _Verified(_ExtensionManager):
             if callback is not None:
                 callback(self, ext.entry_point, exc)
             else:
-                log.error("Could not load %r: %s", ext.name, exc)
+                _log.error("Could not load %r: %s", ext.name, exc)
 
 
 class ExtensionManager(_Verified, _ExtensionManager):
