@@ -385,6 +385,20 @@ def test_a_cycle_and_a_missing_dependency_fail_alone(
         sd.DriverManager(group, "needy", trust=OFF)
 
 
+def test_a_driver_whose_dependency_fails_raises_no_matches_if_the_callback_does_not(
+    make_distribution: MakeDistribution, group: str
+) -> None:
+    import stevedore.exception
+
+    plugin(make_distribution, group, "lonely", depends_on=["absent"])
+    seen, on_failure = failures()
+    with pytest.raises(stevedore.exception.NoMatches, match="'lonely' failed its dependencies"):
+        sd.DriverManager(group, "lonely", trust=OFF, on_load_failure_callback=on_failure)
+    ((name, error),) = seen
+    assert name == "lonely"
+    assert isinstance(error, MissingDependencyError)
+
+
 def test_a_driver_may_depend_on_a_plugin_it_does_not_load(
     make_distribution: MakeDistribution, group: str
 ) -> None:

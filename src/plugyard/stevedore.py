@@ -336,8 +336,9 @@ class _Verified(_ExtensionManager):
         for ext in failed:
             self._failed(ext, plan.failures[ext.name])
         if failed and not self.extensions and isinstance(self, stevedore.driver.DriverManager):
+            # As stevedore does when its driver failed to load and the callback did not raise.
             raise stevedore.exception.NoMatches(
-                f"No {namespace!r} driver found, looking for {self._names[0]!r}"
+                f"No {namespace!r} driver left: {failed[0].name!r} failed its dependencies"
             )
 
     def _failed(self, ext: _Extension, error: PluginError) -> None:
