@@ -452,3 +452,30 @@ def test_layouts_say_whether_they_can_be_verified(site: Path) -> None:
     )
     layouts = {e.name: (e.layout, e.verifiable) for e in _discovery.entry_points(GROUP)}
     assert layouts == {"v": ("dist-info", True), "u": ("egg-info", False)}
+
+
+def test_a_plugin_manager_under_require_refuses_a_zipped_distribution(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate verifies .dist-info directories on disk; one inside a zip is refused."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from plugyard import TrustPolicy
+    from plugyard.exceptions import SignatureError
+    from plugyard.trust import Keyring, ProblemKind, TrustedKey
+
+    app = _zip(
+        tmp_path / "app.pyz",
+        {
+            "zipped_dist-4.0.dist-info/METADATA": metadata("zipped-dist", "4.0"),
+            "zipped_dist-4.0.dist-info/entry_points.txt": eps(f"[{GROUP}]", "zd = zd_mod:f"),
+            "zd_mod.py": "def f(data=None):\n    return 'ran'\n",
+        },
+    )
+    monkeypatch.syspath_prepend(str(app))
+    ring = Keyring.from_keys([TrustedKey(Ed25519PrivateKey.generate().public_key())])
+    manager = PluginManager(group=GROUP, trust=TrustPolicy(mode="require", keyring=ring))
+    with pytest.raises(SignatureError) as exc:
+        manager.load("zd")
+    assert [p.kind for p in exc.value.problems] == [ProblemKind.NOT_FOUND]
+    assert "zd_mod" not in sys.modules
