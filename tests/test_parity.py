@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import json
 import logging
 import sys
 import zipfile
@@ -479,3 +480,23 @@ def test_a_plugin_manager_under_require_refuses_a_zipped_distribution(
         manager.load("zd")
     assert [p.kind for p in exc.value.problems] == [ProblemKind.NOT_FOUND]
     assert "zd_mod" not in sys.modules
+
+
+def test_the_cli_lists_the_rest_and_says_which_distribution_is_broken(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from plugyard.cli import main
+
+    write(
+        site,
+        {
+            "cli_broken-1.dist-info/METADATA": metadata("cli-broken"),
+            "cli_broken-1.dist-info/entry_points.txt": eps(f"[{GROUP}]", "no equals here"),
+        },
+    )
+    write(site, dist_info("cli_fine-1.dist-info", "cli-fine", "1", "cli_fine = m:f"))
+    assert main(["list", "--group", GROUP, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert [p["name"] for p in json.loads(out)["plugins"]] == ["cli_fine"]
+    assert "cli_broken-1.dist-info" in err
+    assert "has no '='" in err
