@@ -401,3 +401,27 @@ def test_a_planted_answer_with_a_good_frame_but_a_stale_file_is_not_used(
     stamps[1] = _indexcache.stamp(str(txt))
     malformed.write_bytes(_framed(marshal.dumps(payload)))
     assert names(site) == ["planted"]
+
+
+def test_where_ownership_cannot_be_checked_there_is_no_cache_and_no_warning(
+    cache_home: Path,
+    site: Path,
+    scans: list[list[str]],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settle()
+    monkeypatch.setattr(_indexcache, "_SUPPORTED", False)
+    with caplog.at_level(logging.WARNING, logger="plugyard"):
+        assert names(site) == names(site) == ["a"]
+    assert len(scans) == 2
+    assert cache_files(cache_home) == []
+    assert caplog.text == ""
+
+
+def test_a_relative_xdg_cache_home_is_ignored(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert _indexcache.cache_root() == str(tmp_path / ".cache")

@@ -66,10 +66,10 @@ def cache_root() -> str:
     return base
 
 
-def _refuse(reason: str) -> None:
+def _refuse(reason: str, level: int = logging.WARNING) -> None:
     if reason not in _reported:
         _reported.add(reason)
-        log.warning("the entry-point index cache is not used: %s", reason)
+        log.log(level, "the entry-point index cache is not used: %s", reason)
 
 
 class _UntrustedError(Exception):
@@ -170,7 +170,8 @@ class IndexCache:
         reason is logged once) or cannot be made.
         """
         if not _SUPPORTED:
-            _refuse("this platform cannot check who owns the cache directory")
+            # Not a refusal of anything found: nothing to warn about on every run.
+            _refuse("this platform cannot check who owns the cache directory", logging.DEBUG)
             return cls(None, entries)
         root = cache_root()
         fd: int | None = None
