@@ -29,6 +29,24 @@ def tests(session: nox.Session) -> None:
     session.run("coverage", "report", "--fail-under=90")
 
 
+#: The oldest and the newest stevedore 5.x that Python 3.11 installs (5.10 needs 3.11).
+STEVEDORE = ["5.0.0", "5.10.0"]
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("stevedore", STEVEDORE)
+def stevedore(session: nox.Session, stevedore: str) -> None:
+    """Test plugyard.stevedore, stevedore's own manager tests with it, and the peer checks."""
+    session.install("-e", ".[test]", f"stevedore=={stevedore}")
+    session.run(
+        "pytest",
+        "tests/test_stevedore.py",
+        "tests/test_stevedore_suite.py",
+        "tests/test_peers.py",
+        *session.posargs,
+    )
+
+
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """Check style and formatting with ruff."""
@@ -69,9 +87,10 @@ def bench(session: nox.Session) -> None:
 
     ``nox -s bench -- --only scaling`` runs the scaling rows alone.
     """
-    # A regular (not editable) install, so import times are what users see;
-    # the peers, and installer, which the signing rows install their wheel with.
-    session.install(".", "stevedore>=5.0", "pluggy>=1.5", "installer>=0.7")
+    # A regular (not editable) install, so import times are what users see
+    # (stevedore comes with it); the other peer, and installer, which the
+    # signing rows install their wheel with.
+    session.install(".", "pluggy>=1.5", "installer>=0.7")
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 

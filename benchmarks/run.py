@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/run.py [--n 100 1000] [--repeat 10] [--out benchmarks/results/latest.md]
     python benchmarks/run.py --only scaling [--scaling-n 100 1000 5000 10000]
+    python benchmarks/run.py --only stevedore [--n 1000]
 
 Everything runs in one go on one machine, and the table reports each figure
 next to the same figure for the peers, as a ratio: absolute times say more
@@ -17,7 +18,10 @@ distributions in a temporary directory (see ``synth.py``). The signing rows
 whatever ``N`` (see ``signing.py``). The scaling rows (section 7) compare
 each figure with itself at another ``N`` instead of with a peer: whether the
 lifecycle is linear in ``N``, for the ``N`` of ``--scaling-n``, each process
-stopped after ``--scaling-timeout`` seconds.
+stopped after ``--scaling-timeout`` seconds. Section 8 (issue 11,
+``STEVEDORE_ROWS``) compares ``plugyard.stevedore``'s managers with
+stevedore's and judges the index against issue 11's targets; it is also run
+alone with ``--only stevedore``, to ``results/stevedore.md``.
 
 To add a row: add a contender (a probe and a phase from ``snippets.py``, or a
 ``percall.py`` key) to ``CONTENDERS`` and a :class:`Row` to ``ROWS``; for a
@@ -93,6 +97,8 @@ PROBES: dict[str, Probe] = {
     "all-plugyard": Probe(snippets.LOAD_ALL_PLUGYARD),
     "all-stevedore": Probe(snippets.LOAD_ALL_STEVEDORE),
     "all-pluggy": Probe(snippets.LOAD_ALL_PLUGGY),
+    "first-sd-verified": Probe(snippets.FIRST_CALL_VERIFIED_DRIVER),
+    "all-sd-plugyard": Probe(snippets.LOAD_ALL_STEVEDORE_PLUGYARD),
     "import-verified": Probe(snippets.VERIFIED_IMPORT, site=False, signed=True),
     "import-normal": Probe(snippets.NORMAL_IMPORT, site=False, signed=True),
 }
@@ -340,6 +346,68 @@ CONTENDERS: dict[str, Contender] = {
         "import-normal",
         "import",
     ),
+    # 8. plugyard.stevedore and the index (issue 11)
+    "sd-first/verified": _c(
+        "verified DriverManager",
+        "`from plugyard.stevedore import DriverManager` (and `TrustPolicy`, `Keyring`); "
+        '`policy = TrustPolicy(mode="require", keyring=Keyring.from_directory(RING))`; '
+        "`DriverManager(G, NAME, invoke_on_load=True, trust=policy).driver.execute(42)`: "
+        "NAME's distribution signed, verified, imported by the `VerifiedImporter`",
+        "first-sd-verified",
+        "total",
+    ),
+    "sd-first-call/verified": _c(
+        "verified DriverManager",
+        "as above, after the imports",
+        "first-sd-verified",
+        "call",
+    ),
+    "sd-all/plugyard": _c(
+        "plugyard.stevedore ExtensionManager, verification off",
+        "`from plugyard.stevedore import ExtensionManager` (and `TrustPolicy`); "
+        "`ExtensionManager(G, invoke_on_load=True, trust=TrustPolicy())`",
+        "all-sd-plugyard",
+        "total",
+    ),
+    "sd-all-call/plugyard": _c(
+        "plugyard.stevedore ExtensionManager, verification off",
+        "`ExtensionManager(G, invoke_on_load=True, trust=TrustPolicy())`",
+        "all-sd-plugyard",
+        "call",
+    ),
+    "keys/files": _c(
+        "the key used: every file read",
+        "`os.stat` of every `sys.path` entry, every `entry_points.txt` and `METADATA` read and "
+        "every metadata directory without entry points, compared (what a warm read checks; "
+        "timeit, one process)",
+        None,
+        "files",
+        "cachekeys.py",
+    ),
+    "keys/entries": _c(
+        "sys.path entries only",
+        "`os.stat` of every `sys.path` entry: the key before issue 11, blind to edits in place "
+        "and to files added to an installed distribution (timeit, one process)",
+        None,
+        "entries",
+        "cachekeys.py",
+    ),
+    "keys/dirs": _c(
+        "entries and metadata directories",
+        "`os.stat` of every entry and every `.dist-info`/`.egg-info` directory: sees files "
+        "added, removed or replaced, not edits in place (timeit, one process)",
+        None,
+        "dirs",
+        "cachekeys.py",
+    ),
+    "keys/read": _c(
+        "a whole warm read",
+        "`_discovery.entry_points(G)` with the cache warm, in the same process: the check, "
+        "the cache file, the entry points made (timeit, one process)",
+        None,
+        "read",
+        "cachekeys.py",
+    ),
 }
 
 
@@ -488,6 +556,75 @@ SIGNING_ROWS: list[Row] = [
     ),
 ]
 ROWS += SIGNING_ROWS
+
+# 8. Issue 11: plugyard.stevedore, and the index now that it gives
+# importlib.metadata's answers and checks every file it was read from. Its
+# own section of the report, with its own targets, at N=1000.
+STEVEDORE_ROWS: list[Row] = [
+    Row(
+        "8.list-cold",
+        "List the group, every cache cold (fresh process, import not timed)",
+        "list/plugyard-cold",
+        ("list/importlib", "list/stevedore-cold"),
+        targets={"list/importlib": 0.8},
+    ),
+    Row(
+        "8.index-cold",
+        "plugyard's index alone, cache cold (fresh process, import not timed)",
+        "list/index-cold",
+        ("list/importlib",),
+    ),
+    Row(
+        "8.list-warm",
+        "List the group, caches warm (fresh process, import not timed)",
+        "list/plugyard-warm",
+        ("list/stevedore-warm",),
+        targets={"list/stevedore-warm": 0.4},
+    ),
+    Row(
+        "8.index-warm",
+        "plugyard's index alone, cache warm (fresh process, import not timed)",
+        "list/index-warm",
+        ("list/stevedore-warm",),
+    ),
+    Row(
+        "8.driver-first",
+        "A verified DriverManager's first call against stevedore's unverified one, caches "
+        "warm, imports included (fresh process)",
+        "sd-first/verified",
+        ("first/stevedore",),
+        targets={"first/stevedore": 1.1},
+    ),
+    Row(
+        "8.driver-first-no-import",
+        "The same, after the imports (fresh process)",
+        "sd-first-call/verified",
+        ("first-call/stevedore",),
+        targets={"first-call/stevedore": 1.1},
+    ),
+    Row(
+        "8.extension-all",
+        "ExtensionManager loading all N, verification off, against stevedore's, caches warm, "
+        "imports included (fresh process)",
+        "sd-all/plugyard",
+        ("all/stevedore",),
+        targets={"all/stevedore": 1.1},
+    ),
+    Row(
+        "8.extension-all-no-import",
+        "The same, after the imports (fresh process)",
+        "sd-all-call/plugyard",
+        ("all-call/stevedore",),
+        targets={"all-call/stevedore": 1.1},
+    ),
+    Row(
+        "8.cache-key",
+        "Checking the index cache: the key used against cheaper ones, and a whole warm read "
+        "(one process)",
+        "keys/files",
+        ("keys/entries", "keys/dirs", "keys/read"),
+    ),
+]
 
 
 # 7. Scaling: whether the lifecycle is linear in N. Every figure is measured
@@ -647,6 +784,8 @@ class Bench:
     # Scaling probes that ran no figure at an N: "timed out", or "not run" after that.
     capped: dict[tuple[str, int], str] = field(default_factory=dict)
     sites: dict[int, synth.Site] = field(default_factory=dict)  # by N, built once per run
+    # By N: how many paths each cache key checks (cachekeys.py).
+    key_counts: dict[int, list[int]] = field(default_factory=dict)
 
     def env(self, cache_home: Path, site: Path | None, *, no_cache: bool = False) -> dict[str, str]:
         """A child's environment: ours without what would change its figures."""
@@ -694,7 +833,9 @@ def _run_probe(bench: Bench, key: str, site: Target) -> dict[str, int]:
     if isinstance(site, signing.SignedSite):
         argv = [sys.executable, "-c", probe.code, *site.argv()]
     else:
-        names = (site.middle, str(site.n)) if site is not None else ("", "0")
+        names = [site.middle, str(site.n)] if site is not None else ["", "0"]
+        if site is not None and site.keyring is not None:
+            names.append(str(site.keyring))
         argv = [sys.executable, "-c", probe.code, synth.GROUP, synth.PLUGGY_GROUP, *names]
     env = bench.env(
         cache_home, site.path if site is not None else None, no_cache=probe.cache == "off"
@@ -788,13 +929,33 @@ def run_signing(bench: Bench, keys: Iterable[str], signed: signing.SignedSite) -
         bench.samples[name, None] = samples[CONTENDERS[name].phase]
 
 
+def run_cachekeys(bench: Bench, keys: Iterable[str], site: synth.Site) -> None:
+    """Time what checking the index cache costs (``cachekeys.py``) in one child process."""
+    _progress(f"N={site.n}: the index cache's keys, in one process")
+    argv = [
+        sys.executable,
+        str(HERE / "cachekeys.py"),
+        synth.GROUP,
+        "--repeat",
+        str(bench.repeat),
+        "--min-time",
+        str(bench.min_time),
+    ]
+    cache_home = Path(tempfile.mkdtemp(dir=bench.tmp))
+    output = json.loads(_run(argv, bench.env(cache_home, site.path), bench.cwd()))
+    bench.key_counts[site.n] = output["counts"]
+    for name in keys:
+        bench.samples[name, site.n] = output["samples"][CONTENDERS[name].phase]
+
+
 def _progress(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def measure(bench: Bench, ns: Sequence[int]) -> None:
-    """Measure every contender the rows name: once for site-less probes, else per N."""
-    used = {key for row in ROWS for key in (row.plugyard, *row.peers)}
+def measure(bench: Bench, ns: Sequence[int], rows: Sequence[Row] | None = None) -> None:
+    """Measure every contender ``rows`` name (all rows by default): once, or per N."""
+    rows = [*ROWS, *STEVEDORE_ROWS] if rows is None else rows
+    used = {key for row in rows for key in (row.plugyard, *row.peers)}
     unknown = used - set(CONTENDERS)
     assert not unknown, f"rows name unknown contenders: {sorted(unknown)}"
     probes = {p for p in (CONTENDERS[k].probe for k in used) if p is not None}
@@ -803,6 +964,7 @@ def measure(bench: Bench, ns: Sequence[int]) -> None:
     in_process = [k for k in used if CONTENDERS[k].probe is None]
     signed_keys = [k for k in in_process if CONTENDERS[k].script == "signing.py"]
     percall = [k for k in in_process if CONTENDERS[k].script == "percall.py"]
+    cachekeys = [k for k in in_process if CONTENDERS[k].script == "cachekeys.py"]
     run_probes(bench, once, None)
     if signed_probes or signed_keys:
         started = time.monotonic()
@@ -817,6 +979,8 @@ def measure(bench: Bench, ns: Sequence[int]) -> None:
         run_probes(bench, probes - once - signed_probes, site)
         if percall:
             run_percall(bench, percall, site)
+        if cachekeys:
+            run_cachekeys(bench, cachekeys, site)
         _progress(f"N={n}: {time.monotonic() - started:.0f} s")
 
 
@@ -824,7 +988,9 @@ def _site(bench: Bench, n: int) -> synth.Site:
     """The synthetic site of ``n`` distributions, written on first use."""
     site = bench.sites.get(n)
     if site is None:
-        site = bench.sites[n] = synth.make_site(bench.tmp / f"site-{n}", n)
+        made = synth.make_site(bench.tmp / f"site-{n}", n)
+        # The middle distribution is signed, for the verified DriverManager (row 8).
+        site = bench.sites[n] = synth.sign_middle(made, bench.tmp / f"signer-{n}")
     return site
 
 
@@ -958,10 +1124,10 @@ class Line:
         return self.row.targets.get(self.peer)
 
 
-def lines(bench: Bench, ns: Sequence[int]) -> list[Line]:
-    """Every table line, rows in order, by N, peers in order."""
+def lines(bench: Bench, ns: Sequence[int], rows: Sequence[Row] | None = None) -> list[Line]:
+    """Every table line of ``rows`` (the main rows by default), by N, peers in order."""
     found = []
-    for row in ROWS:
+    for row in ROWS if rows is None else rows:
         for n in ns if row.per_n else [None]:
             for peer in row.peers:
                 mine, theirs = bench.samples[row.plugyard, n], bench.samples[peer, n]
@@ -1139,9 +1305,94 @@ def report(
             "off: its warm rows are cold."
         )
     out += ["", "## 6. Signing", "", *_signing_method(bench.signed), ""]
+    out += [*stevedore_section(bench, ns), ""]
     if scaling_ns:
         out += [*scaling_section(bench, scaling_ns), ""]
     return "\n".join(out)
+
+
+def stevedore_section(bench: Bench, ns: Sequence[int]) -> list[str]:
+    """Section 8: plugyard.stevedore and the index, with the targets of issue 11."""
+    found = lines(bench, ns, STEVEDORE_ROWS)
+    out = [
+        "## 8. stevedore and the index (issue 11)",
+        "",
+        f"### Targets (issue 11, at N={TARGET_N})",
+        "",
+        "| target | plugyard / peer | |",
+        "| --- | ---: | --- |",
+    ]
+    for line in found:
+        if line.target is None or line.n not in (None, TARGET_N):
+            continue
+        mine, theirs = CONTENDERS[line.row.plugyard], CONTENDERS[line.peer]
+        verdict = "met" if line.ratio <= line.target else "missed"
+        out.append(
+            f"| {line.row.id}: {_escape(mine.label)} ≤ {line.target:g}x {_escape(theirs.label)} "
+            f"| {line.ratio:.2f}x | **{verdict}** |"
+        )
+    if TARGET_N not in ns:
+        out.append(f"| (N={TARGET_N} was not in this run; targets at other N are not judged) | | |")
+    out += [
+        "",
+        "### Results",
+        "",
+        "| row | N | plugyard | median | peer | median | plugyard / peer | target |",
+        "| --- | ---: | --- | ---: | --- | ---: | ---: | --- |",
+    ]
+    for line in found:
+        mine, theirs = CONTENDERS[line.row.plugyard], CONTENDERS[line.peer]
+        out.append(
+            f"| {line.row.id} | {line.n if line.n is not None else 'any'} "
+            f"| {_escape(mine.label)} | {_cell(line.mine)} "
+            f"| {_escape(theirs.label)} | {_cell(line.theirs)} "
+            f"| {line.ratio:.2f}x | {_verdict(line.ratio, line.target, line.n)} |"
+        )
+    out += ["", *(f"- **{row.id}**: {row.what}" for row in STEVEDORE_ROWS), ""]
+    shown = {key for row in STEVEDORE_ROWS for key in (row.plugyard, *row.peers)}
+    out += [
+        f"- **{key}** ({_escape(contender.label)}): {contender.how}"
+        for key, contender in CONTENDERS.items()
+        if key in shown
+    ]
+    counts = ", ".join(
+        f"N={n}: {a} entries, {b} with the metadata directories, {c} for the key used"
+        for n, (a, b, c) in sorted(bench.key_counts.items())
+    )
+    out += [
+        "",
+        "- The same synthetic site as rows 2 to 4, its middle distribution reinstalled from a "
+        "signed wheel (`synth.sign_middle`: `plugyard.trust.sign_wheel`, a fresh key, the "
+        "`installer` library). The verified DriverManager runs under "
+        '`TrustPolicy(mode="require")` with a keyring trusting that key: the driver is '
+        "verified and imported from the verified bytes (each process checks its loader); the "
+        "other N - 1 distributions are unsigned and never verified. stevedore's DriverManager "
+        "and ExtensionManager are unverified, their cache warm.",
+        "- Rows 8.driver-first and 8.extension-all are judged with the imports in the clock "
+        "and, in their no-import rows, without: `plugyard.stevedore` imports stevedore and "
+        "plugyard (the verified driver also `plugyard.trust` and cryptography), stevedore "
+        "itself only.",
+        "- stevedore turns its cache off when the interpreter is under `/tmp` or a `.disable` "
+        "file is in its cache directory; every stevedore probe checks after the clock that it "
+        "was on, and fails otherwise.",
+        "- Rows 8.list-* and 8.index-* repeat the figures of rows 2.*, judged against issue "
+        "11's targets; the listing now gives `importlib.metadata`'s answers and its cache "
+        "checks every file it was read from.",
+        f"- Row 8.cache-key: `benchmarks/cachekeys.py`, `timeit` in one process; paths "
+        f"checked: {counts or 'not measured'}. The cheaper keys miss edits in place "
+        "(`entries` also misses files added to an installed distribution); the key used "
+        "costs its extra `stat` calls on every warm read.",
+    ]
+    return out
+
+
+def stevedore_report(
+    bench: Bench, ns: Sequence[int], info: Mapping[str, str], wall: float, argv: Sequence[str]
+) -> str:
+    """The Markdown report of section 8 run alone."""
+    per_figure = f"{bench.repeat} fresh processes (or timeit samples) per figure"
+    out = _header("plugyard benchmarks: stevedore and the index", info, wall, argv, per_figure)
+    return "\n".join([*out, *stevedore_section(bench, ns), ""])
 
 
 def scaling_report(
@@ -1301,8 +1552,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["scaling"],
-        help="measure only these rows (by default every row, the scaling rows included)",
+        choices=["scaling", "stevedore"],
+        help="measure only these rows: the scaling rows, or section 8 (issue 11); by "
+        "default every row",
     )
     parser.add_argument(
         "--scaling-n",
@@ -1334,6 +1586,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     only_scaling = args.only == "scaling"
+    only_stevedore = args.only == "stevedore"
     if args.list_rows:
         listed: list[dict[str, object]]
         if only_scaling:
@@ -1349,11 +1602,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             listed = [
                 {"id": row.id, "peers": list(row.peers), "per_n": row.per_n, "targets": row.targets}
-                for row in ROWS
+                for row in (STEVEDORE_ROWS if only_stevedore else ROWS)
             ]
         print(json.dumps(listed, indent=1))
         return
-    out = args.out or HERE / "results" / ("scaling.md" if only_scaling else "latest.md")
+    default = {"scaling": "scaling.md", "stevedore": "stevedore.md"}.get(args.only, "latest.md")
+    out = args.out or HERE / "results" / default
     scaling_ns = sorted(set(args.scaling_n))
     started = time.monotonic()
     info = machine()
@@ -1365,12 +1619,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             scaling_repeat=args.scaling_repeat,
             scaling_timeout=args.scaling_timeout,
         )
-        if not only_scaling:
+        if only_stevedore:
+            measure(bench, args.n, STEVEDORE_ROWS)
+        elif not only_scaling:
             measure(bench, args.n)
-        run_scaling(bench, scaling_ns)
+        if not only_stevedore:
+            run_scaling(bench, scaling_ns)
     wall = time.monotonic() - started
     if only_scaling:
         text = scaling_report(bench, scaling_ns, info, wall, sys.argv[1:])
+    elif only_stevedore:
+        text = stevedore_report(bench, args.n, info, wall, sys.argv[1:])
     else:
         text = report(bench, args.n, info, wall, sys.argv[1:], scaling_ns)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -95,11 +95,14 @@ class Site:
         path: The directory.
         n: How many distributions it holds.
         names: The entry point (plugin) names, in order.
+        keyring: A keyring directory trusting the key that signed the middle
+            distribution (see :func:`sign_middle`), if it was signed.
     """
 
     path: Path
     n: int
     names: tuple[str, ...]
+    keyring: Path | None = None
 
     @property
     def middle(self) -> str:
@@ -107,10 +110,13 @@ class Site:
         return self.names[self.n // 2]
 
 
+def _digest(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
 def _record_line(path: Path, root: Path) -> str:
     data = path.read_bytes()
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return f"{path.relative_to(root).as_posix()},sha256={digest},{len(data)}"
+    return f"{path.relative_to(root).as_posix()},sha256={_digest(data)},{len(data)}"
 
 
 def make_site(root: Path, n: int) -> Site:
@@ -149,3 +155,56 @@ def make_site(root: Path, n: int) -> Site:
         (meta / "RECORD").write_text("\n".join(record) + "\n")
     compileall.compile_dir(root, maxlevels=0, quiet=1)
     return Site(path=root, n=n, names=tuple(names))
+
+
+def sign_middle(site: Site, work: Path) -> Site:
+    """Reinstall the middle distribution from a signed wheel; the site with its keyring.
+
+    The wheel holds the same files the synthetic distribution had; it is
+    signed with a fresh key (``plugyard.trust.sign_wheel``) and installed with
+    the ``installer`` library, byte-compiled, over the unsigned copy. The
+    other distributions stay unsigned: a verified driver manager verifies only
+    the driver it loads.
+    """
+    import shutil
+    import sys
+    import zipfile
+
+    from installer import install
+    from installer.destinations import SchemeDictionaryDestination
+    from installer.sources import WheelFile
+
+    from plugyard.trust import generate_key, load_private_key, sign_wheel
+
+    number = site.middle.removeprefix("plugin")
+    module = f"pkg{number}"
+    meta = site.path / f"plugbench_pkg{number}-{VERSION}.dist-info"
+    work.mkdir(parents=True, exist_ok=True)
+    wheel = work / f"plugbench_pkg{number}-{VERSION}-py3-none-any.whl"
+    members = {f"{module}.py": (site.path / f"{module}.py").read_bytes()}
+    for filename in ("METADATA", "WHEEL", "entry_points.txt"):
+        members[f"{meta.name}/{filename}"] = (meta / filename).read_bytes()
+    record = [f"{path},sha256={_digest(data)},{len(data)}" for path, data in members.items()]
+    record.append(f"{meta.name}/RECORD,,")
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, data in members.items():
+            archive.writestr(path, data)
+        archive.writestr(f"{meta.name}/RECORD", "\n".join(record) + "\n")
+    private, public = generate_key(work / "signer", "signer")
+    keyring = work / "keyring"
+    keyring.mkdir()
+    shutil.copyfile(public, keyring / "signer.pem")
+    signed = sign_wheel(wheel, load_private_key(private))
+    shutil.rmtree(meta)
+    (site.path / f"{module}.py").unlink()
+    for stale in (site.path / "__pycache__").glob(f"{module}.*.pyc"):
+        stale.unlink()
+    scheme = {key: str(site.path) for key in ("purelib", "platlib")}
+    scheme.update({key: str(work / key) for key in ("headers", "scripts", "data")})
+    destination = SchemeDictionaryDestination(
+        scheme, sys.executable, "posix", bytecode_optimization_levels=(0,)
+    )
+    with WheelFile.open(signed) as source:
+        source.validate_record()
+        install(source, destination, {"INSTALLER": b"plugyard-benchmarks\n"})
+    return Site(path=site.path, n=site.n, names=site.names, keyring=keyring)

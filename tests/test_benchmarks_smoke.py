@@ -113,6 +113,39 @@ def test_the_report_names_the_machine_and_the_versions(report: str) -> None:
         assert f"- **{field}**: " in report
 
 
+def test_the_suite_defines_the_rows_of_issue_11() -> None:
+    rows = {row["id"]: row for row in _rows("--only", "stevedore")}
+    assert {"8.list-cold", "8.list-warm", "8.driver-first", "8.extension-all"} <= set(rows)
+    assert rows["8.list-cold"]["targets"] == {"list/importlib": 0.8}
+    assert rows["8.list-warm"]["targets"] == {"list/stevedore-warm": 0.4}
+    assert rows["8.driver-first"]["targets"] == {"first/stevedore": 1.1}
+    assert rows["8.extension-all"]["targets"] == {"all/stevedore": 1.1}
+    assert "8.cache-key" in rows
+
+
+def _section_8(report: str) -> list[list[str]]:
+    section = report.split("## 8. stevedore and the index (issue 11)\n", 1)[1]
+    results = section.split("### Results\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in results.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in CELL.split(line.strip()[1:-1])] for line in lines[2:]]
+
+
+def test_section_8_has_a_line_per_peer_each_with_a_ratio(report: str) -> None:
+    cells = _section_8(report)
+    counts = Counter(line[0] for line in cells)
+    for row in _rows("--only", "stevedore"):
+        assert counts[row["id"]] == len(row["peers"]), row["id"]
+    assert all(RATIO.match(line[6]) for line in cells), [line[6] for line in cells]
+
+
+def test_section_8_runs_alone(tmp_path: Path) -> None:
+    text = _bench(tmp_path / "sd.md", "--only", "stevedore", "--n", str(N), "--repeat", "1",
+                  "--min-time", "0.005")  # fmt: skip
+    assert "\n## Results" not in text
+    assert "\n## Scaling" not in text
+    assert _section_8(text)
+
+
 def test_the_suite_defines_the_scaling_rows_of_the_lifecycle() -> None:
     ids = [row["id"] for row in _rows("--only", "scaling")]
     for what in ("load-all", "load-all-tree", "lazy-calls", "shutdown", "states", "candidates"):

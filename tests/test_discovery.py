@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import importlib.metadata
-import marshal
 import sys
-from pathlib import Path
 
 import pytest
 
 from plugyard import PluginManager, PluginState, register
-from plugyard._discovery import entry_points, parse, read_index
+from plugyard._discovery import entry_points
+from plugyard._metafiles import parse
 from plugyard.exceptions import (
     DependencyFailedError,
     PluginConflictError,
@@ -298,24 +297,6 @@ def test_rescan_finds_distributions_installed_later(make_distribution: MakeDistr
     assert manager.states()["first"] is PluginState.ACTIVE
 
 
-def test_index_cache_is_used_until_the_path_changes(
-    make_distribution: MakeDistribution, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("PLUGYARD_NO_CACHE", raising=False)
-    site = [sys.path[0]]
-    make_distribution("tests-cached", "1.0", entry_points={"tests.cache": {"a": "m:a"}})
-    assert [r[0] for r in read_index(site)] == ["a"]
-    (cache,) = (tmp_path / "cache" / "plugyard" / "entry-points").iterdir()
-    # A cache hit returns what the file says, without scanning.
-    cache.write_bytes(marshal.dumps([("planted", "tests.cache", "m:p", "x", "1", "/")]))
-    assert [r[0] for r in read_index(site)] == ["planted"]
-    assert [r[0] for r in read_index(site, use_cache=False)] == ["a"]
-    # Installing changes the site directory's mtime, so the key, so a fresh scan.
-    make_distribution("tests-cached2", "1.0", entry_points={"tests.cache": {"b": "m:b"}})
-    assert sorted(r[0] for r in read_index(site)) == ["a", "b"]
-
-
 @pytest.mark.parametrize("group", ["console_scripts", "pytest11"])
 def test_listing_matches_importlib_metadata(group: str) -> None:
     ours = {(e.name, e.value, e.distribution) for e in entry_points(group)}
@@ -327,6 +308,24 @@ def test_listing_matches_importlib_metadata(group: str) -> None:
     assert ours  # the test environment has both groups
 
 
-def test_entry_points_txt_parser() -> None:
-    text = "# comment\n[a.b]\nx = m:f [extra]\n; note\n\n[c]\ny=m\nbroken line\n"
-    assert parse(text) == [("a.b", "x", "m:f [extra]"), ("c", "y", "m")]
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        (
+            "# comment\n[a.b]\nx = m:f [extra]\n\n[c]\ny=m\n",
+            [("a.b", "x", "m:f [extra]"), ("c", "y", "m")],
+        ),
+        ("before = any section\n[g]\na = b = c\n", [("g", "a", "b = c")]),
+        ("[ spaced ]\n; x = y\n", [(" spaced ", "; x", "y")]),
+        ("[[g]]\n=v\nk=\n", [("g", "", "v"), ("g", "k", "")]),
+    ],
+)
+def test_entry_points_txt_parser(text: str, parsed: list[tuple[str, str, str]]) -> None:
+    """importlib.metadata's rules: no ';' comments, sections stripped of brackets only."""
+    assert parse(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["[g]\nno equals sign\n", "[g]\n; a note\n", "[g]\n[g] # c\n"])
+def test_entry_points_txt_parser_refuses_what_importlib_metadata_raises_on(text: str) -> None:
+    with pytest.raises(ValueError, match="line 2 has no '='"):
+        parse(text)

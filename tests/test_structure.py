@@ -24,6 +24,8 @@ SERVICES = [
     "plugyard._configtypes",
     "plugyard._configstore",
     "plugyard.trust",
+    "plugyard._indexcache",
+    "plugyard._metafiles",
 ]
 #: The flow, in order: a stage imports earlier stages, never a later one.
 STAGES = [
@@ -32,6 +34,7 @@ STAGES = [
     "plugyard._candidate",
     "plugyard._sources",
     "plugyard._policy",
+    "plugyard._admission",
     "plugyard._loader",
     "plugyard._resolve",
     "plugyard._interface",
@@ -50,6 +53,7 @@ CONSUMERS = [
     "plugyard.__main__",
     "plugyard.cli",
     "plugyard.prometheus",
+    "plugyard.stevedore",
     "plugyard.testing",
     "plugyard.worker",
 ]

@@ -159,6 +159,12 @@ class PluginManager(AsyncAPI[T]):
         return f"<PluginManager {self.group!r}: {len(self._table.slots)} plugins>"
 
     @property
+    def path(self) -> list[str] | None:
+        """Where installed distributions are looked for; ``None`` means ``sys.path``."""
+        path = self._table.path
+        return None if path is None else list(path)
+
+    @property
     def closed(self) -> bool:
         """Whether the manager was shut down."""
         return self._lifecycle.closed

@@ -10,6 +10,7 @@ cannot become a plugin (a name provided twice, an invalid name or version).
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -17,11 +18,12 @@ from packaging.version import InvalidVersion, Version
 
 from . import _discovery
 from ._candidate import Candidate, CandidateKind
-from ._discovery import EntryPoint
-from ._model import PluginInfo, check_name
+from ._discovery import BrokenDistribution, EntryPoint
+from ._model import PluginInfo, PluginState, check_name
 from .exceptions import InvalidPluginError, PluginConflictError, PluginError, PluginLoadError
 
 ZERO = Version("0")
+log = logging.getLogger("plugyard")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -31,6 +33,21 @@ def parse_version(text: str) -> Version | None:
         return Version(text)
     except InvalidVersion:
         return None
+
+
+_reported: set[tuple[str, str]] = set()
+
+
+def _report(broken: BrokenDistribution) -> None:
+    """Log a distribution left out of the listing, once per process."""
+    if (broken.path, broken.reason) not in _reported:
+        _reported.add((broken.path, broken.reason))
+        log.warning(
+            "distribution %s is left out of the entry points: %s (%s)",
+            broken.distribution,
+            broken.reason,
+            broken.path,
+        )
 
 
 def load_error(ep: EntryPoint, reason: str) -> PluginLoadError:
@@ -49,18 +66,26 @@ class Installed:
         enabled: ``False`` gives an empty reading (a manager without entry points).
     """
 
-    __slots__ = ("_errors", "by_name", "group", "modules")
+    __slots__ = ("_errors", "broken", "by_name", "group", "modules")
 
     def __init__(self, group: str, path: Sequence[str] | None, *, enabled: bool = True) -> None:
-        found = _discovery.entry_points(group, path) if enabled else []
+        index = _discovery.read_index(path) if enabled else None
+        found = index.entry_points(group) if index is not None else []
+        #: Distributions left out because their entry points cannot be read.
+        self.broken = index.problems if index is not None else []
+        for broken in self.broken:
+            _report(broken)
         self.group = group
         #: Class and function entry points by name, in ``sys.path`` order.
         self.by_name: dict[str, list[EntryPoint]] = {}
         #: Module entry points: importing them registers plugins.
-        self.modules = [ep for ep in found if ep.attr is None]
+        self.modules: list[EntryPoint] = []
         for ep in found:
-            if ep.attr is not None:
+            # A colon is what gives an entry point an object (EntryPoint.attr).
+            if ":" in ep.value:
                 self.by_name.setdefault(ep.name, []).append(ep)
+            else:
+                self.modules.append(ep)
         self._errors: dict[str, PluginError | None] = {}
 
     def pending_modules(self) -> list[EntryPoint]:
@@ -75,18 +100,23 @@ class Installed:
 
     def _check(self, name: str) -> PluginError | None:
         eps = self.by_name[name]
-        dists = sorted({f"{e.distribution} {e.version}" for e in eps})
-        if len(dists) > 1:
-            return PluginConflictError(name, self.group, dists)
+        if len(eps) > 1:
+            dists = sorted({f"{e.distribution} {e.version}" for e in eps})
+            if len(dists) > 1:
+                return PluginConflictError(name, self.group, dists)
         try:
             check_name(name)
         except InvalidPluginError as exc:
             return load_error(eps[0], str(exc))
+        if not eps[0].distribution:
+            return load_error(
+                eps[0], f"its metadata in {eps[0].path} names no distribution (no METADATA?)"
+            )
         if parse_version(eps[0].version) is None:
             return load_error(eps[0], f"its distribution's version {eps[0].version!r} is invalid")
         return None
 
-    def candidate(self, name: str) -> Candidate:
+    def candidate(self, name: str, state: PluginState = PluginState.DISCOVERED) -> Candidate:
         """The candidate of entry point ``name``, from its distribution's metadata alone."""
         ep = self.by_name[name][0]
         info = PluginInfo(
@@ -104,6 +134,7 @@ class Installed:
             value=ep.value,
             kind=CandidateKind.ENTRY_POINT,
             info=info,
+            state=state,
             entry_point=ep,
         )
 

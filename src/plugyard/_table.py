@@ -83,6 +83,11 @@ class Table:
         self._sandbox = dict(sandbox or {})
         self._host: Host | None = None
 
+    @property
+    def path(self) -> Sequence[str] | None:
+        """Where installed distributions are looked for (``None``: ``sys.path``)."""
+        return self._path
+
     def snapshot(self) -> dict[str, Slot]:
         with self._data:
             return dict(self.slots)
@@ -115,9 +120,7 @@ class Table:
                 state = PluginState.DISCOVERED
                 if installed.error(name) is not None:
                     state = PluginState.FAILED
-                listed[name, CandidateKind.ENTRY_POINT] = attrs.evolve(
-                    installed.candidate(name), state=state
-                )
+                listed[name, CandidateKind.ENTRY_POINT] = installed.candidate(name, state)
         for info, target in self.registry.entries() if only is None else self._entry(only):
             if info.name not in slots and info.name not in installed.by_name:
                 listed[info.name, CandidateKind.REGISTERED] = self._registered(info, target)[0]

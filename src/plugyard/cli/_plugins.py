@@ -183,9 +183,7 @@ def inspect(manager: PluginManager, args: argparse.Namespace, out: Output) -> in
 
 def groups(args: argparse.Namespace, out: Output) -> int:
     """Every entry-point group on ``sys.path``, with how many entry points each has."""
-    counts: dict[str, int] = {}
-    for row in read_index():
-        counts[row[1]] = counts.get(row[1], 0) + 1
+    counts = read_index().groups()
     if args.json:
         json.dump({"groups": {g: counts[g] for g in sorted(counts)}}, out, indent=2)
         out.write("\n")
