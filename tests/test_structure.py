@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 PACKAGE = SRC / "plugyard"
 
 #: What any module may import: errors, the value types, how names present themselves.
-FOUNDATION = ["plugyard.exceptions", "plugyard._public", "plugyard._model"]
+FOUNDATION = ["plugyard.exceptions", "plugyard._public", "plugyard._model", "plugyard._singlefile"]
 #: Services the stages use; they import only the foundation and each other.
 SERVICES = [
     "plugyard._events",
@@ -30,8 +30,11 @@ STAGES = [
     "plugyard._registry",
     "plugyard._discovery",
     "plugyard._candidate",
+    "plugyard._versions",
     "plugyard._sources",
+    "plugyard._plugindirs",
     "plugyard._policy",
+    "plugyard._install",
     "plugyard._loader",
     "plugyard._resolve",
     "plugyard._handles",

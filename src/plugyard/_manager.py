@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from . import _configure, _resolve
+from . import _configure, _resolve, _versions
 from ._asyncapi import AsyncAPI
 from ._candidate import Candidate
 from ._configstore import ConfigStore
@@ -57,11 +57,13 @@ class PluginManager(AsyncAPI):
     in flight. A manager is a context manager (``with`` and ``async with``)
     that shuts down on exit; a shut-down manager is closed for good.
 
-    Plugins come from two sources in one namespace: the registry (plugins
-    registered in code) and the entry points of the installed distributions
-    in the group. An entry point names a class or function (the entry
-    point's name is the plugin's name) or a module whose import registers
-    plugins with :func:`register`. Listing imports nothing.
+    Plugins come from three sources in one namespace: the registry (plugins
+    registered in code), the entry points of the installed distributions in
+    the group, and plugin directories of wheels and single-file plugins. An
+    entry point names a class or function (the entry point's name is the
+    plugin's name) or a module whose import registers plugins with
+    :func:`register`. Listing imports nothing. When several versions of a
+    plugin are present, the newest allowed is loaded (see ``versions``).
 
     Plugins with ``async def`` lifecycle methods are set up, configured and
     torn down through the async API (:meth:`aload`, :meth:`aexecute`, ...),
@@ -74,8 +76,14 @@ class PluginManager(AsyncAPI):
         entry_points: Whether to find installed plugins through the entry
             points of the group.
         path: Where to look for installed distributions; ``sys.path`` by default.
-        trust: Which installed plugins must be signed; nothing is verified by
-            default. See :class:`TrustPolicy`.
+        plugin_dirs: Directories of wheels and single-file plugins, in order
+            of precedence. A plugin of a directory is installed into
+            plugyard's data directory when it is first loaded (see
+            :doc:`/plugin-dirs`).
+        versions: Version ranges by plugin name, e.g. ``{"tokenize": "==1.1"}``:
+            only versions in its range are chosen for that plugin.
+        trust: Which installed and directory plugins must be signed; nothing
+            is verified by default. See :class:`TrustPolicy`.
         config: A directory (or :class:`ConfigStore`) holding each plugin's
             configuration and which plugins are disabled; without one,
             plugins get empty configurations and nothing is persisted.
@@ -89,6 +97,7 @@ class PluginManager(AsyncAPI):
     Raises:
         ValueError: neither ``registry`` nor ``group`` is given, or both are
             and they disagree.
+        InvalidPluginError: a range of ``versions`` is invalid.
     """
 
     def __init__(
@@ -98,6 +107,8 @@ class PluginManager(AsyncAPI):
         group: str | None = None,
         entry_points: bool = True,
         path: Sequence[str] | None = None,
+        plugin_dirs: Sequence[str | os.PathLike[str]] | None = None,
+        versions: Mapping[str, str] | None = None,
         trust: TrustPolicy | None = None,
         config: ConfigStore | str | os.PathLike[str] | None = None,
         events: EventBus | None = None,
@@ -123,6 +134,14 @@ class PluginManager(AsyncAPI):
         self._metrics = GroupMetrics(self.group) if metrics else None
         self._lifecycle = Lifecycle(self.group, self.events, self._metrics, self._lazy)
         self._gate = Gate(self.trust, self.group)
+        directories = installer = None
+        if plugin_dirs:
+            # Imported only for plugin directories: zip and importlib.abc cost at import.
+            from ._install import Installer
+            from ._plugindirs import Directories
+
+            directories = Directories(plugin_dirs)
+            installer = Installer(directories, self.trust, self.group)
         self._table = Table(
             registry,
             self._lifecycle,
@@ -130,6 +149,9 @@ class PluginManager(AsyncAPI):
             self._metrics,
             entry_points=entry_points,
             path=path,
+            directories=directories,
+            pins=_versions.parse_pins(versions),
+            prepare=installer,
         )
         # The table's own mapping, changed in place: execute() reads it with no lock.
         self._handles = self._table.handles

@@ -6,6 +6,7 @@ The tree::
     ├── InvalidPluginError (also ValueError)   bad name, version, specifier or object
     ├── DuplicatePluginError                   one name registered twice in a group
     ├── PluginNotFoundError (also LookupError) no plugin of that name in the group
+    │   └── VersionNotFoundError               no version of it matches what was asked
     ├── PluginStateError (also RuntimeError)   the operation does not fit the plugin's state
     │   ├── PluginNotActiveError               using a plugin that is failed or unloaded
     │   ├── DependentsActiveError              unloading a plugin others still depend on
@@ -13,8 +14,10 @@ The tree::
     ├── ManagerClosedError (also RuntimeError) using a manager after its shutdown
     ├── ManagerBusyError (also TimeoutError)   a lifecycle call waited too long for another
     ├── PluginLoadError (also ImportError)     an entry point could not be imported
+    │   └── UnmetRequirementError              its Requires-Dist is not installed
     ├── PluginConflictError                    two distributions provide one plugin name
     ├── PluginSetupError                       the plugin's own setup() raised
+    ├── ReloadError                            a reload failed; the old version still runs
     ├── ConfigError                            a config cannot be read, written or validated
     ├── SignatureError                         a distribution failed verification
     ├── InvalidKeyError (also ValueError)      a key file or keyring cannot be used
@@ -69,7 +72,10 @@ __all__ = [
     "PluginSetupError",
     "PluginStateError",
     "PluginWarning",
+    "ReloadError",
     "SignatureError",
+    "UnmetRequirementError",
+    "VersionNotFoundError",
 ]
 
 
@@ -142,6 +148,27 @@ class PluginNotFoundError(PluginError, LookupError):
     def __str__(self) -> str:
         # LookupError's str() would quote the message again.
         return str(self.args[0])
+
+
+class VersionNotFoundError(PluginNotFoundError):
+    """The plugin exists, but no version of it matches what was asked.
+
+    Attributes:
+        wanted: What was asked: a range such as ``"==1.1"``, a version, or a file.
+        found: The versions that are present.
+    """
+
+    def __init__(self, plugin: str, group: str, wanted: str, found: Sequence[str]) -> None:
+        PluginError.__init__(
+            self,
+            f"no version of plugin {plugin!r} in group {group!r} matches {wanted}; found "
+            f"{', '.join(found) or 'none'}. Add a matching version to a plugin directory, or "
+            "change what is asked.",
+            plugin=plugin,
+        )
+        self.group = group
+        self.wanted = wanted
+        self.found = tuple(found)
 
 
 class PluginStateError(PluginError, RuntimeError):
@@ -268,6 +295,31 @@ class PluginLoadError(PluginError, ImportError):
         self.reason = reason
 
 
+class UnmetRequirementError(PluginLoadError):
+    """A plugin directory's wheel requires distributions the environment does not have.
+
+    plugyard installs nothing from an index: the requirements must be
+    installed already, by whatever installs the application.
+
+    Attributes:
+        requirements: Each unmet requirement with what was found, e.g.
+            ``"numpy>=2 (not installed)"`` or ``"attrs<20 (23.1.0 installed)"``.
+    """
+
+    def __init__(
+        self, plugin: str, entry_point: str, distribution: str, requirements: Sequence[str]
+    ) -> None:
+        super().__init__(
+            plugin,
+            entry_point,
+            distribution,
+            f"it requires {', '.join(requirements)}; install "
+            f"{'it' if len(requirements) == 1 else 'them'} into the environment "
+            "(plugyard installs no requirements)",
+        )
+        self.requirements = tuple(requirements)
+
+
 class PluginConflictError(PluginError):
     """One plugin name is provided twice, by two distributions or by one and code.
 
@@ -293,6 +345,38 @@ class PluginSetupError(PluginError):
             f"plugin {plugin!r} failed in setup(): {type(cause).__name__}: {cause}",
             plugin=plugin,
         )
+
+
+class ReloadError(PluginError):
+    """A reload failed; the old version, its instances and handles are all back.
+
+    Callers of the plugin saw the old version throughout. The error that
+    failed the reload, if any, is ``__cause__``.
+
+    Attributes:
+        old_version: The version that was running and still is.
+        new_version: The version the reload tried to switch to, if known.
+        stage: Where it failed: ``"refused"`` (nothing was tried, e.g.
+            extension modules), ``"install"``, ``"import"``, ``"dependencies"``
+            (a ``depends_on`` range the new version breaks, or that it
+            needs), ``"config"``, ``"setup"``, ``"migrate"``, or ``"drain"``
+            (calls on the old version did not finish in time).
+        reason: What went wrong.
+    """
+
+    def __init__(
+        self, plugin: str, old_version: str, new_version: str | None, stage: str, reason: str
+    ) -> None:
+        target = f" to {new_version}" if new_version else ""
+        super().__init__(
+            f"reloading plugin {plugin!r} {old_version}{target} failed ({stage}): {reason}. "
+            f"Version {old_version} is still active.",
+            plugin=plugin,
+        )
+        self.old_version = old_version
+        self.new_version = new_version
+        self.stage = stage
+        self.reason = reason
 
 
 class DependencyError(PluginError):

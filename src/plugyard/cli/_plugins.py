@@ -7,15 +7,30 @@ import contextlib
 import json
 from typing import Any
 
-from .. import Candidate, PluginInfo, PluginManager, PluginState
+from .. import Candidate, PluginInfo, PluginManager, PluginState, TrustPolicy
 from ..exceptions import PluginError
 from ._output import EXIT_FAILED, EXIT_OK, Output, err, report
 
 
 def run_command(args: argparse.Namespace, out: Output) -> int:
     """Run ``list``, ``inspect``, ``graph`` or ``run`` with a manager of the group."""
-    handler = {"list": list_plugins, "inspect": inspect, "graph": graph, "run": run}[args.command]
-    with PluginManager(group=args.group, config=args.config_dir or None) as manager:
+    handler = {
+        "list": list_plugins,
+        "inspect": inspect,
+        "graph": graph,
+        "run": run,
+    }[args.command]
+    trust = None
+    if args.keyring is not None:
+        from ..trust import Keyring
+
+        trust = TrustPolicy(mode="require", keyring=Keyring.from_directory(args.keyring))
+    with PluginManager(
+        group=args.group,
+        config=args.config_dir or None,
+        plugin_dirs=args.plugin_dir or None,
+        trust=trust,
+    ) as manager:
         return handler(manager, args, out)
 
 
@@ -28,6 +43,9 @@ def _candidate_json(candidate: Candidate) -> dict[str, Any]:
         "kind": candidate.kind,
         "state": candidate.state.value,
         "enabled": candidate.enabled,
+        "location": candidate.location,
+        "chosen": candidate.chosen,
+        "why": candidate.why,
     }
 
 
@@ -41,20 +59,23 @@ def list_plugins(manager: PluginManager, args: argparse.Namespace, out: Output) 
         )
         out.write("\n")
     else:
-        rows = [("NAME", "VERSION", "DISTRIBUTION", "STATE")]
+        # Where a plugin has several versions, a column says which is chosen and why.
+        choices = any(c.why for c in candidates)
+        rows = [("NAME", "VERSION", "DISTRIBUTION", "STATE", *(("CHOSEN",) if choices else ()))]
         rows += [
             (
                 c.name,
                 c.version,
                 c.distribution or f"({c.value})",
                 c.state.value + ("" if c.enabled else " (disabled)"),
+                *((("yes: " if c.chosen else "no: ") + c.why if c.why else "",) if choices else ()),
             )
             for c in candidates
         ]
-        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
-            out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
-            out.write("\n")
+            line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+            out.write(line.rstrip() + "\n")
     errors = manager.errors()
     for name, error in errors.items():
         report(name, error)
