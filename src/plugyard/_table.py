@@ -128,14 +128,21 @@ class Table:
         others: list[Candidate] = []
         names = installed.by_name if only is None else [only] if only in installed.by_name else []
         for name in names:
-            if name in slots:
-                if len(installed.by_name[name]) > 1:
-                    others.extend(_beside(slots[name], installed.versions(name)))
+            several = len(installed.by_name[name]) > 1
+            slot = slots.get(name)
+            if slot is not None and (slot.candidate.imported or not several):
+                if several:
+                    versions = installed.versions(name, self.ranges_on(name))
+                    others.extend(_beside(slot, versions))
                 continue
-            state = PluginState.DISCOVERED
-            if installed.error(name) is not None:
+            # Not imported yet: the version it would load now, and the others.
+            if slot is not None:
+                state = slot.state
+            elif installed.error(name) is not None:
                 state = PluginState.FAILED
-            found = installed.versions(name) if len(installed.by_name[name]) > 1 else []
+            else:
+                state = PluginState.DISCOVERED
+            found = installed.versions(name, self.ranges_on(name)) if several else []
             chosen = next((c for c in found if c.chosen), None) or installed.candidate(name)
             listed[name, CandidateKind.ENTRY_POINT] = attrs.evolve(chosen, state=state)
             others.extend(c for c in found if c is not chosen)
