@@ -102,12 +102,21 @@ def tok_modules(version: str, *, broken: str | None = None) -> dict[str, str]:
     imports = "\n".join(f"from . import {part}" for part in parts)
     fail = 'raise RuntimeError("pd-tok is broken in setup")' if broken == "setup" else "pass"
     modules["pd_tok/__init__.py"] = f'''\
+import sys
+
 import plugyard
 
 {imports}
 
 VERSION = "{version}"
 MODULES = ({", ".join(parts)},)
+
+
+def note(*entry):
+    """Tell the test's journal, if there is one, what happened."""
+    journal = sys.modules.get("pd_journal")
+    if journal is not None:
+        journal.entries.append(entry)
 
 
 @plugyard.register(group="{GROUP}", name="tok")
@@ -118,6 +127,7 @@ class Tok:
         {fail}
         self.config = dict(ctx.config)
         self.state = []
+        note("setup", "tok", VERSION)
 
     def migrate(self, previous):
         self.state = [*previous.state, previous.version()]
@@ -126,7 +136,13 @@ class Tok:
         return VERSION
 
     def execute(self, data):
+        inside = getattr(data, "inside", None)
+        if inside is not None:
+            inside()
         return {{"tok": [VERSION, *(m.VERSION for m in MODULES)], "words": str(data).split()}}
+
+    def teardown(self):
+        note("teardown", "tok", VERSION)
 '''
     return modules
 
@@ -136,18 +152,49 @@ def dependent_modules(name: str, version: str, tok_range: str) -> dict[str, str]
     package = f"pd_{name}"
     return {
         f"{package}/__init__.py": f'''\
+import sys
+
 import plugyard
 
 VERSION = "{version}"
+
+
+def note(*entry):
+    journal = sys.modules.get("pd_journal")
+    if journal is not None:
+        journal.entries.append(entry)
 
 
 @plugyard.register(group="{GROUP}", name="{name}", depends_on={{"tok": "{tok_range}"}})
 class Dependent:
     def setup(self, ctx):
         self.tok = ctx.dependency("tok")
+        note("setup", "{name}", self.tok.version())
 
     def execute(self, data):
         return {{"{name}": VERSION, **self.tok.execute(data)}}
+
+    def teardown(self):
+        note("teardown", "{name}", self.tok.version())
+'''
+    }
+
+
+def pair_modules(version: str) -> dict[str, str]:
+    """Two plugins of one distribution, ``left`` and ``right``: they move together."""
+    return {
+        "pd_pair/__init__.py": f'''\
+VERSION = "{version}"
+
+
+class Left:
+    def execute(self, data):
+        return ("left", VERSION)
+
+
+class Right:
+    def execute(self, data):
+        return ("right", VERSION)
 '''
     }
 
@@ -209,6 +256,11 @@ def build_signed_wheels(root: Path) -> SignedWheels:
                 {name: f"pd_{name}:Dependent"},
             )
         )
+    pair = {"left": "pd_pair:Left", "right": "pd_pair:Right"}
+    projects.extend(
+        project(sources, "pd-pair", version, pair_modules(version), pair)
+        for version in ("1.0", "1.1")
+    )
     projects.append(
         project(
             sources,

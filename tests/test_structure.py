@@ -42,6 +42,8 @@ STAGES = [
     "plugyard._table",
     "plugyard._configure",
     "plugyard._asyncapi",
+    "plugyard._reload",
+    "plugyard._reloadapi",
     "plugyard._manager",
 ]
 #: What uses the library from outside the flow.

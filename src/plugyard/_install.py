@@ -41,9 +41,9 @@ import attrs
 
 from . import _singlefile
 from ._candidate import Candidate
-from ._plugindirs import BadFile, Directories, DirectoryItem, top_level
+from ._plugindirs import BadFile, Directories, DirectoryItem, Stamp, top_level
 from ._policy import TrustPolicy
-from ._sources import load_error
+from ._sources import canonical, load_error
 from .exceptions import PluginLoadError, SignatureError, UnmetRequirementError
 
 if TYPE_CHECKING:
@@ -101,11 +101,24 @@ def unmet_requirements(requires: Sequence[str]) -> list[str]:
     return unmet
 
 
+_records: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
 def record_modules(dist_info: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The top-level modules and the extension module files of an installed distribution.
 
-    Read from its ``RECORD``; both are empty when there is none.
+    Read from its ``RECORD``; both are empty when there is none. The answer
+    for an installation of plugyard's, which never changes, is kept.
     """
+    found = _records.get(dist_info)
+    if found is None:
+        found = _read_record(dist_info)
+        if dist_info.startswith(str(data_dir())):
+            _records[dist_info] = found
+    return found
+
+
+def _read_record(dist_info: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     try:
         text = Path(dist_info, "RECORD").read_text(encoding="utf-8")
     except OSError:
@@ -141,6 +154,10 @@ class Installer:
         self.directories = directories
         self.policy = policy
         self.group = group
+        # By (file, stamp): its SHA-256, and whether it verified (a reload goes
+        # back and forth between versions: each file is hashed and verified once).
+        self._digests: dict[tuple[str, Stamp], str] = {}
+        self._verified: set[tuple[str, Stamp, str]] = set()
 
     def item(self, candidate: Candidate) -> DirectoryItem:
         """The directory item of a candidate, as the file is now.
@@ -217,10 +234,8 @@ class Installer:
             OSError: it cannot be written.
         """
         location = Path(item.location)
-        signature = Path(f"{item.location}.sig") if item.kind == "file" else None
-        digest = _sha256(location, signature)
-        dist = _normal(item.distribution)
-        home = data_dir() / dist
+        digest = self._digest(item)
+        home = data_dir() / canonical(item.distribution)
         target = home / f"{item.version}-{digest[:16]}"
         if target.is_dir():
             # Installed before, maybe under another policy: this one's verdict counts.
@@ -229,6 +244,18 @@ class Installer:
             home.mkdir(parents=True, exist_ok=True)
             self._install_new(item, plugin, digest, home, target)
         return Installation(target / "site", target / "site" / self._dist_info(target / "site"))
+
+    def _digest(self, item: DirectoryItem) -> str:
+        key = (item.location, item.stamp)
+        digest = self._digests.get(key)
+        if digest is None:
+            signature = Path(f"{item.location}.sig") if item.kind == "file" else None
+            digest = self._digests[key] = _sha256(Path(item.location), signature)
+        return digest
+
+    def address(self, item: DirectoryItem) -> str:
+        """The name of the directory ``item``'s content is (or would be) installed in."""
+        return f"{item.version}-{self._digest(item)[:16]}"
 
     @staticmethod
     def _dist_info(site: Path) -> str:
@@ -274,7 +301,7 @@ class Installer:
 
     def _verify(self, item: DirectoryItem, plugin: str, copy: Path) -> None:
         mode = self.policy.mode_for(self.group, plugin)
-        if mode == "off":
+        if mode == "off" or (item.location, item.stamp, mode) in self._verified:
             return
         from .trust import verify_file, verify_wheel
 
@@ -282,6 +309,7 @@ class Installer:
         assert keyring is not None  # noqa: S101 - TrustPolicy requires one unless off
         result = verify_wheel(copy, keyring) if item.kind == "wheel" else verify_file(copy, keyring)
         if result.ok:
+            self._verified.add((item.location, item.stamp, mode))
             return
         error = SignatureError(result.distribution, result.problems, plugin=plugin)
         if mode == "require":
@@ -292,12 +320,6 @@ class Installer:
             item.location,
             "; ".join(f"{p.kind}: {p}" for p in result.problems),
         )
-
-
-def _normal(name: str) -> str:
-    import re
-
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _install_wheel(wheel: Path, site: Path) -> None:
@@ -415,7 +437,7 @@ def unverify(distribution: str) -> None:
     trust = sys.modules.get("plugyard.trust")
     if trust is None:  # nothing was ever verified in this process
         return
-    name = _normal(distribution)
+    name = canonical(distribution)
     for other in sys.meta_path:
         if isinstance(other, trust.VerifiedImporter) and name in other.distributions:
             other.remove(name)
@@ -450,7 +472,7 @@ class DirectoryFinder(importlib.abc.MetaPathFinder):
         Raises:
             PluginLoadError: another routed distribution provides one of the modules.
         """
-        key = _normal(distribution)
+        key = canonical(distribution)
         with self._lock:
             owners = dict(self._owners)
             old = owners.pop(key, None)
@@ -470,7 +492,7 @@ class DirectoryFinder(importlib.abc.MetaPathFinder):
 
     def unroute(self, distribution: str) -> None:
         """Leave ``distribution``'s modules to the rest of the import system."""
-        key = _normal(distribution)
+        key = canonical(distribution)
         with self._lock:
             owners = dict(self._owners)
             old = owners.pop(key, None)
@@ -480,7 +502,7 @@ class DirectoryFinder(importlib.abc.MetaPathFinder):
 
     def site_of(self, distribution: str) -> str | None:
         """The site directory ``distribution`` is routed to, if it is."""
-        owner = self._owners.get(_normal(distribution))
+        owner = self._owners.get(canonical(distribution))
         return owner[0] if owner is not None else None
 
     def find_spec(

@@ -23,6 +23,7 @@ from ._metrics import GroupMetrics
 from ._model import PluginInfo, PluginState
 from ._policy import Gate, TrustPolicy
 from ._registry import Registry, get_registry
+from ._reloadapi import ReloadAPI
 from ._table import Table
 from .exceptions import (
     ConfigError,
@@ -42,7 +43,7 @@ _SHUTDOWN = Invoker(call="ashutdown")
 _CONFIGURE = Invoker(call="aconfigure")
 
 
-class PluginManager(AsyncAPI):
+class PluginManager(AsyncAPI, ReloadAPI):
     """Loads, runs and unloads the plugins of one group, dependencies first.
 
     Plugins are loaded lazily: on first :meth:`get` or :meth:`execute`, or all
@@ -142,6 +143,7 @@ class PluginManager(AsyncAPI):
 
             directories = Directories(plugin_dirs)
             installer = Installer(directories, self.trust, self.group)
+        self._installer = installer
         self._table = Table(
             registry,
             self._lifecycle,

@@ -62,6 +62,10 @@ _NBUCKETS = len(LATENCY_BUCKETS) + 1
 NO_ARGUMENT: Any = object()
 
 
+def _readonly(value: Mapping[str, int]) -> Mapping[str, int]:
+    return MappingProxyType(dict(value))
+
+
 def bucket_index(duration_ns: int) -> int:
     """The index in :attr:`MetricsSnapshot.latency_buckets` of a duration in nanoseconds.
 
@@ -89,6 +93,8 @@ class MetricsSnapshot:
         setup_time: Seconds its ``setup`` took, if recorded.
         last_error: ``repr()`` of the last exception a call raised, if any.
         last_error_time: When it was raised, as a :func:`time.time` timestamp.
+        versions: The calls each version of the plugin answered, by
+            version: a reloaded plugin's counts go on across the reload.
     """
 
     plugin: str
@@ -102,6 +108,7 @@ class MetricsSnapshot:
     setup_time: float | None = None
     last_error: str | None = None
     last_error_time: float | None = None
+    versions: Mapping[str, int] = attrs.field(factory=dict, converter=_readonly, hash=False)
 
     def quantile(self, q: float) -> float | None:
         """Estimate a latency quantile in seconds from the histogram.
@@ -209,6 +216,9 @@ class PluginMetrics:
         self._last_error: tuple[str, float] | None = None
         self._import_time: float | None = None
         self._setup_time: float | None = None
+        self._lock = threading.Lock()
+        # The recorders of each version's calls; added to, never removed.
+        self._versions: dict[str, PluginMetrics] = {}
 
     def __repr__(self) -> str:
         return f"<PluginMetrics {self.group}:{self.plugin}>"
@@ -327,6 +337,22 @@ class PluginMetrics:
 
         return call
 
+    def version(self, version: str) -> PluginMetrics:
+        """The recorder of the calls one version answers, counted in this one's snapshot too.
+
+        Wrap a version's callables with the returned recorder's
+        :meth:`wrap_guarded`: the plugin's totals go on across versions, and
+        :attr:`MetricsSnapshot.versions` says how many calls each answered.
+        """
+        recorder = self._versions.get(version)
+        if recorder is None:
+            with self._lock:
+                recorder = self._versions.get(version)
+                if recorder is None:
+                    recorder = PluginMetrics(self.plugin, self.group, clock=self._clock)
+                    self._versions = {**self._versions, version: recorder}
+        return recorder
+
     def record_import(self, seconds: float) -> None:
         """Record how long importing and instantiating the plugin took."""
         self._import_time = seconds
@@ -346,6 +372,15 @@ class PluginMetrics:
         it; errors never exceed calls.
         """
         totals = self._slots.totals()
+        last = self._last_error
+        versions: dict[str, int] = {}
+        for version, recorder in self._versions.items():
+            theirs = recorder._slots.totals()
+            versions[version] = sum(theirs[_RAW0:])
+            totals = [a + b for a, b in zip(totals, theirs, strict=True)]
+            error = recorder._last_error
+            if error is not None and (last is None or error[1] >= last[1]):
+                last = error
         raw = totals[_RAW0:]
         buckets = (
             sum(raw[: _FIRST_POWER + 1]),
@@ -353,7 +388,6 @@ class PluginMetrics:
             sum(raw[_LAST_POWER + 1 :]),
         )
         calls = sum(buckets)
-        last = self._last_error
         return MetricsSnapshot(
             plugin=self.plugin,
             group=self.group,
@@ -366,6 +400,7 @@ class PluginMetrics:
             setup_time=self._setup_time,
             last_error=None if last is None else last[0],
             last_error_time=None if last is None else last[1],
+            versions=versions,
         )
 
 
@@ -442,7 +477,8 @@ def to_prometheus(snapshots: Iterable[MetricsSnapshot] | Mapping[str, MetricsSna
     Every sample is labelled ``group`` and ``plugin``. The families are
     ``plugyard_plugin_calls_total``, ``plugyard_plugin_errors_total``,
     ``plugyard_plugin_in_flight``, the histogram
-    ``plugyard_plugin_call_duration_seconds`` and, for the plugins that
+    ``plugyard_plugin_call_duration_seconds``, the calls of each version
+    ``plugyard_plugin_version_calls_total`` (labelled ``version`` too) and, for the plugins that
     recorded them, ``plugyard_plugin_import_duration_seconds``,
     ``plugyard_plugin_setup_duration_seconds`` and
     ``plugyard_plugin_last_error_timestamp_seconds``.
@@ -502,6 +538,16 @@ def to_prometheus(snapshots: Iterable[MetricsSnapshot] | Mapping[str, MetricsSna
                 lines.append(f'{name}_bucket{{{labels},le="{bound}"}} {cumulative}')
             lines.append(f"{name}_sum{{{labels}}} {_number(s.latency_sum)}")
             lines.append(f"{name}_count{{{labels}}} {s.calls}")
+    versioned = [(s, v, n) for s in ordered for v, n in sorted(s.versions.items())]
+    if versioned:
+        name = f"{_PREFIX}version_calls_total"
+        lines.append(f"# HELP {name} Calls of the plugin that each of its versions answered.")
+        lines.append(f"# TYPE {name} counter")
+        lines.extend(
+            f'{name}{{group="{_escape_label(s.group)}",plugin="{_escape_label(s.plugin)}",'
+            f'version="{_escape_label(v)}"}} {n}'
+            for s, v, n in versioned
+        )
     family(
         "import_duration_seconds",
         "gauge",

@@ -236,6 +236,8 @@ class Directories:
         self.paths = tuple(Path(d) for d in directories)
         self._read: dict[str, DirectoryItem | BadFile] = {}
         self._order: list[str] = []
+        # Files outside the directories that were asked for (a reload's to=).
+        self._elsewhere: dict[str, DirectoryItem | BadFile] = {}
 
     def __repr__(self) -> str:
         return f"<Directories {[str(p) for p in self.paths]}>"
@@ -281,13 +283,16 @@ class Directories:
         return [i for loc in self._order if isinstance(i := self._read[loc], BadFile)]
 
     def get(self, location: str) -> DirectoryItem | BadFile:
-        """The item at ``location`` as it is now: read again if it changed since listed."""
-        old = self._read.get(location)
+        """The item at ``location`` (in the directories or not) as it is now.
+
+        It is read again only if it changed since it was last read.
+        """
+        known = self._read if location in self._read else self._elsewhere
+        old = known.get(location)
         if old is not None and old.stamp == stamp_of(location):
             return old
         item = read(location)
-        if location in self._read:
-            self._read[location] = item
+        known[location] = item
         return item
 
     def entry_points(self, group: str) -> list[tuple[EntryPoint, str]]:

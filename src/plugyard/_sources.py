@@ -102,7 +102,7 @@ class Installed:
 
     def _check(self, name: str) -> PluginError | None:
         eps = self.by_name[name]
-        if len({_normal(e.distribution) for e in eps}) > 1:
+        if len({canonical(e.distribution) for e in eps}) > 1:
             providers = sorted({f"{e.distribution} {e.version}" for e in eps})
             return PluginConflictError(name, self.group, providers)
         try:
@@ -119,18 +119,19 @@ class Installed:
 
     def versions(self, name: str, ranges: Sequence[_versions.Range] = ()) -> list[Candidate]:
         """Every version of entry point ``name``, newest first, saying which is chosen and why."""
-        options = [self._candidate_of(ep) for ep in self.by_name[name]]
+        options = [self.candidate_of(ep) for ep in self.by_name[name]]
         return _versions.choose(options, self.pins.get(name), ranges)
 
     def candidate(self, name: str, ranges: Sequence[_versions.Range] = ()) -> Candidate:
         """The chosen version of entry point ``name``, from the metadata alone."""
         eps = self.by_name[name]
         if len(eps) == 1 and name not in self.pins:
-            return self._candidate_of(eps[0])
+            return self.candidate_of(eps[0])
         found = self.versions(name, ranges)
         return next((c for c in found if c.chosen), found[0])
 
-    def _candidate_of(self, ep: EntryPoint) -> Candidate:
+    def candidate_of(self, ep: EntryPoint, location: str | None = None) -> Candidate:
+        """The candidate of one entry point (of a plugin directory's ``location``, if given)."""
         name = ep.name
         info = PluginInfo(
             name=name,
@@ -148,7 +149,7 @@ class Installed:
             kind=CandidateKind.ENTRY_POINT,
             info=info,
             entry_point=ep,
-            location=self.locations.get(ep),
+            location=location or self.locations.get(ep),
         )
 
     def provider_of(self, info: PluginInfo) -> EntryPoint | None:
@@ -160,8 +161,9 @@ class Installed:
         return None
 
 
-def _normal(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+def canonical(name: str | None) -> str:
+    """A distribution's name as PEP 503 normalizes it: ``Pd_Tok`` is ``pd-tok``."""
+    return re.sub(r"[-_.]+", "-", name or "").lower()
 
 
 def module_candidate(ep: EntryPoint) -> Candidate:

@@ -28,7 +28,7 @@ from ._metrics import GroupMetrics
 from ._model import PluginInfo, PluginState
 from ._policy import Gate
 from ._registry import Registry
-from ._sources import Installed, module_candidate, registered
+from ._sources import Installed, canonical, module_candidate, registered
 from ._versions import Range
 from .exceptions import PluginError, PluginNotFoundError
 
@@ -340,17 +340,30 @@ class Table:
         installed = self.installed()
         return len(installed.by_name.get(name, ())) > 1
 
-    def ranges_on(self, name: str, leave_out: Sequence[str] = ()) -> list[Range]:
-        """The ranges the imported plugins (active or about to start) put on ``name``."""
-        return [
+    def ranges_on(self, name: str) -> list[Range]:
+        """The ranges the imported plugins (active or about to start) put on ``name``.
+
+        An active plugin of the same distribution puts its own version: one
+        distribution runs in one version at a time.
+        """
+        slots = self.snapshot()
+        ranges = [
             (other, str(dep.specifier))
-            for other, slot in self.snapshot().items()
-            if other not in leave_out
-            and slot.candidate.imported
-            and slot.state is not PluginState.FAILED
+            for other, slot in slots.items()
+            if slot.candidate.imported and slot.state is not PluginState.FAILED
             for dep in slot.info.depends_on
             if dep.name == name and str(dep.specifier)
         ]
+        dists = {canonical(ep.distribution) for ep in self.installed().by_name.get(name, ())}
+        ranges.extend(
+            (f"{other}, of the same distribution", f"=={slot.candidate.version}")
+            for other, slot in slots.items()
+            if other != name
+            and slot.state is PluginState.ACTIVE
+            and slot.candidate.kind is CandidateKind.ENTRY_POINT
+            and canonical(slot.candidate.distribution) in dists
+        )
+        return ranges
 
     def errors(self) -> dict[str, BaseException]:
         """The error of every failed plugin, including installed ones without a slot."""

@@ -369,7 +369,8 @@ class ReloadError(PluginError):
     ) -> None:
         target = f" to {new_version}" if new_version else ""
         super().__init__(
-            f"reloading plugin {plugin!r} {old_version}{target} failed ({stage}): {reason}. "
+            f"reloading plugin {plugin!r} {old_version}{target} failed ({stage}): "
+            f"{reason.rstrip('.')}. "
             f"Version {old_version} is still active.",
             plugin=plugin,
         )

@@ -193,6 +193,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--raw", action="store_true", help="pass DATA as a string, never as JSON")
 
+    reload = command(
+        "reload", "Load a plugin, then reload it to another version, as a running process would."
+    )
+    reload.add_argument("name")
+    reload.add_argument(
+        "--to", metavar="VERSION|FILE", help="a version, or a wheel or .py file (default: newest)"
+    )
+
     config = commands.add_parser("config", help="Read or change a plugin's stored config.")
     config_commands = config.add_subparsers(dest="action", required=True, parser_class=_Parser)
     get = config_commands.add_parser("get", help="Print a plugin's config, or one key, as JSON.")

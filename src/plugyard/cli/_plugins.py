@@ -1,4 +1,4 @@
-"""The commands that work on plugins: ``list``, ``inspect``, ``graph`` and ``run``."""
+"""The commands that work on plugins: ``list``, ``inspect``, ``graph``, ``run`` and ``reload``."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from ._output import EXIT_FAILED, EXIT_OK, Output, err, report
 
 
 def run_command(args: argparse.Namespace, out: Output) -> int:
-    """Run ``list``, ``inspect``, ``graph`` or ``run`` with a manager of the group."""
+    """Run ``list``, ``inspect``, ``graph``, ``run`` or ``reload`` with a manager of the group."""
     handler = {
         "list": list_plugins,
         "inspect": inspect,
         "graph": graph,
         "run": run,
+        "reload": reload,
     }[args.command]
     trust = None
     if args.keyring is not None:
@@ -237,6 +238,22 @@ def run(manager: PluginManager, args: argparse.Namespace, out: Output) -> int:
         err(f"{name}: its result cannot be shown: {type(exc).__name__}: {exc}", exc)
         return EXIT_FAILED
     out.write(shown + "\n")
+    return EXIT_OK
+
+
+def reload(manager: PluginManager, args: argparse.Namespace, out: Output) -> int:
+    """Load a plugin, then reload it: whether the new version would take over in place."""
+    name = args.name
+    try:
+        manager.load(name)
+        event = manager.reload(name, args.to)
+    except PluginError as exc:
+        report(name, exc)
+        return EXIT_FAILED
+    if event is None:
+        out.write(f"{name} {manager.info(name).version} is active already\n")
+    else:
+        out.write(f"reloaded {name} {event.old_version} -> {event.new_version}\n")
     return EXIT_OK
 
 
