@@ -43,6 +43,7 @@ STAGES = [
     "plugyard._configure",
     "plugyard._asyncapi",
     "plugyard._reload",
+    "plugyard._watch",
     "plugyard._reloadapi",
     "plugyard._manager",
 ]

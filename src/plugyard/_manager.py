@@ -90,8 +90,10 @@ class PluginManager(AsyncAPI, ReloadAPI):
             plugins get empty configurations and nothing is persisted.
         events: The bus lifecycle events are published on; a new one by default.
         metrics: Whether to count calls, errors and latency of each plugin.
-        drain_timeout: How long, in seconds, an unload or shutdown waits for
-            calls in flight before it gives up with :class:`PluginBusyError`.
+        watch: Start :meth:`watch` right away: reload plugins when a new
+            version lands in a plugin directory.
+        drain_timeout: How long, in seconds, an unload, shutdown or reload
+            waits for calls in flight before it gives up.
         lock_timeout: How long, in seconds, a lifecycle operation waits for
             the one running before it gives up with :class:`ManagerBusyError`.
 
@@ -114,6 +116,7 @@ class PluginManager(AsyncAPI, ReloadAPI):
         config: ConfigStore | str | os.PathLike[str] | None = None,
         events: EventBus | None = None,
         metrics: bool = True,
+        watch: bool = False,
         drain_timeout: float = 30.0,
         lock_timeout: float = 60.0,
     ) -> None:
@@ -159,6 +162,8 @@ class PluginManager(AsyncAPI, ReloadAPI):
         self._handles = self._table.handles
         self._lock = threading.RLock()
         self._disabled = _configure.Disabled(self.config_store, self.group)
+        if watch:
+            self.watch()
 
     def __repr__(self) -> str:
         return f"<PluginManager {self.group!r}: {len(self._table.slots)} plugins>"
@@ -566,6 +571,7 @@ class PluginManager(AsyncAPI, ReloadAPI):
             self._lifecycle.teardown(victims, invoke)
 
     def _shutdown(self, timeout: float | None, invoke: Invoker) -> None:
+        self._stop_watching()  # before the lock: a reload it is running finishes first
         with self._locked():
             if self._lifecycle.closed:
                 return

@@ -35,8 +35,10 @@ log = logging.getLogger("plugyard")
 
 #: What a plugin directory's file is.
 Kind = Literal["wheel", "file"]
-#: ``(size, modification time in ns)`` of a file and of its signature, when read.
-Stamp = tuple[int, int, int, int]
+#: Size and modification time in ns of a file and of its signature, and a
+#: checksum of a single file's content (two edits within one tick of the
+#: file system's clock leave the same time; wheels are copied, not edited).
+Stamp = tuple[int, int, int, int, int]
 _EXTENSIONS = (".so", ".pyd")
 _MAX_TEXT = 16 * 1024 * 1024
 
@@ -68,7 +70,7 @@ class DirectoryItem:
     requires: tuple[str, ...] = ()
     modules: tuple[str, ...] = ()
     extensions: tuple[str, ...] = ()
-    stamp: Stamp = (0, 0, 0, 0)
+    stamp: Stamp = (0, 0, 0, 0, 0)
 
     def entry_point(self, group: str, name: str) -> EntryPoint | None:
         """Its entry point ``name`` in ``group``, pointing at this file until installed."""
@@ -92,7 +94,7 @@ class BadFile:
 
     location: str
     reason: str
-    stamp: Stamp = (0, 0, 0, 0)
+    stamp: Stamp = (0, 0, 0, 0, 0)
 
 
 def stamp_of(location: str) -> Stamp | None:
@@ -106,7 +108,16 @@ def stamp_of(location: str) -> Stamp | None:
         signed = (sig.st_size, sig.st_mtime_ns)
     except OSError:
         signed = (-1, -1)
-    return (st.st_size, st.st_mtime_ns, *signed)
+    checksum = 0
+    if location.endswith(".py") and st.st_size <= _MAX_TEXT:
+        import zlib
+
+        try:
+            with Path(location).open("rb") as file:
+                checksum = zlib.crc32(file.read())
+        except OSError:
+            return None
+    return (st.st_size, st.st_mtime_ns, *signed, checksum)
 
 
 def read(location: str | os.PathLike[str]) -> DirectoryItem | BadFile:

@@ -7,9 +7,13 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from ._candidate import CandidateKind
 from ._events import PluginReloaded
-from ._lifecycle import Invoker
+from ._lifecycle import Invoker, Lifecycle, log
 from ._reload import RELOAD, REQUESTED, Reload
+from ._sources import canonical
+from ._watch import Watcher
+from .exceptions import PluginError, ReloadError
 
 if TYPE_CHECKING:
     from ._install import Installer
@@ -17,12 +21,20 @@ if TYPE_CHECKING:
     from ._registry import Registry
     from ._table import Table
 
+#: The reason of a reload the watcher started.
+WATCHED = "a new version in a plugin directory"
+
 
 class ReloadAPI:
     """The reload methods of :class:`PluginManager`."""
 
+    _watcher: Watcher | None = None
+    # Per plugin, the file (and its stamp) a reload from watching failed with.
+    _watch_failed: dict[str, tuple[str | None, object]]
+
     if TYPE_CHECKING:
         _table: Table
+        _lifecycle: Lifecycle
         _gate: Gate
         _installer: Installer | None
         registry: Registry
@@ -90,3 +102,83 @@ class ReloadAPI:
                 reason,
             )
             return job.run(name, to)
+
+    def watch(self, *, interval: float = 0.5, polling: bool | None = None) -> Watcher:
+        """Reload plugins when a new version of them lands in a plugin directory.
+
+        A daemon thread watches the directories (with watchfiles, the
+        ``plugyard[watch]`` extra, when it is installed; else by polling).
+        After each batch of changes, each active plugin with versions in the
+        directories is reloaded to the version the manager would choose now,
+        if that is another one. A file that cannot be used (half copied,
+        unsigned under a requiring policy, broken) fails its reload alone, is
+        logged and published as :class:`ReloadFailed`, and is tried again
+        only once it changes. :meth:`shutdown` stops the watching.
+
+        Args:
+            interval: How long to wait for more changes before acting (a
+                wheel being copied changes many times); when polling, how
+                long between two looks, in seconds.
+            polling: ``True`` to poll even with watchfiles installed.
+
+        Returns:
+            The :class:`Watcher`; calling ``watch()`` again returns the same one.
+
+        Raises:
+            ValueError: the manager has no plugin directories.
+        """
+        if self._watcher is not None:
+            self._watcher.start()
+            return self._watcher
+        installer = self._installer
+        if installer is None:
+            raise ValueError("this manager has no plugin directories to watch (plugin_dirs=)")
+        self._watch_failed = {}
+        watcher = Watcher(
+            installer.directories.paths,
+            self._directories_changed,
+            interval=interval,
+            polling=polling,
+        )
+        self._watcher = watcher
+        watcher.start()
+        return watcher
+
+    def _stop_watching(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+
+    def _directories_changed(self) -> None:
+        """Reload each active plugin the directories now hold another chosen version of."""
+        from ._plugindirs import stamp_of
+
+        with self._locked():
+            installed = self._table.reread()
+            todo = []
+            dists: set[str] = set()
+            for slot in list(self._lifecycle.started.values()):
+                old = slot.candidate
+                eps = installed.by_name.get(slot.name, ())
+                if old.kind is not CandidateKind.ENTRY_POINT or not any(
+                    ep in installed.locations for ep in eps
+                ):
+                    continue
+                if canonical(old.distribution) in dists:
+                    continue  # its sibling's reload moves it too
+                dists.add(canonical(old.distribution))
+                new = installed.candidate(slot.name, self._table.ranges_on(slot.name))
+                if new.location is None:
+                    continue
+                todo.append((slot.name, new.location, stamp_of(new.location)))
+        for name, location, stamp in todo:
+            if self._watch_failed.get(name) == (location, stamp):
+                continue  # failed as it is: tried again when it changes
+            try:
+                self._reload(name, location, WATCHED, RELOAD)
+            except ReloadError:  # logged, and published as ReloadFailed
+                self._watch_failed[name] = (location, stamp)
+            except PluginError as error:  # unloaded meanwhile, or the file went away
+                self._watch_failed[name] = (location, stamp)
+                log.warning("watching %s: %s", location, error)
+            else:
+                self._watch_failed.pop(name, None)
