@@ -68,6 +68,8 @@ def bench(session: nox.Session) -> None:
     # the peers, and installer, which the signing rows install their wheel with.
     session.install(".", "stevedore>=5.0", "pluggy>=1.5", "installer>=0.7")
     session.run("python", "benchmarks/run.py", *session.posargs)
+    if not session.posargs:
+        session.run("python", "benchmarks/reload.py")
 
 
 CONTRIB = sorted(str(p) for p in Path("contrib_plugins").iterdir() if p.is_dir())
