@@ -339,3 +339,82 @@ def test_single_file_listing_reads_the_version_without_running_the_file(plugin_d
     (candidate,) = manager.candidates()
     assert (candidate.name, candidate.version) == ("quiet", "2.5")
     assert not marker.exists()
+
+
+def test_a_second_key_adds_its_signature_and_a_changed_file_cannot_be_cosigned(
+    plugin_wheels: SignedWheels, plugin_dir: Path, tmp_path: Path
+) -> None:
+    from plugyard.exceptions import InvalidWheelError
+    from plugyard.trust import TrustedKey, generate_key, verify_file
+
+    path = write_yell(plugin_dir)
+    first = load_private_key(plugin_wheels.private_key)
+    second_private, second_public = generate_key(tmp_path / "second", "second")
+    second = load_private_key(second_private)
+    sign_file(path, first)
+    sign_file(path, second)
+    ring = Keyring.from_keys(
+        [TrustedKey(first.public_key()), TrustedKey(load_public_key(second_public))],
+        threshold=2,
+    )
+    result = verify_file(path, ring)
+    assert result.ok
+    assert len(result.signers) == 2
+    path.write_text(path.read_text() + "# changed\n", encoding="utf-8")
+    with pytest.raises(InvalidWheelError) as exc:
+        sign_file(path, second)
+    assert [p.kind.value for p in exc.value.problems] == ["hash-mismatch"]
+
+
+def test_a_single_file_plugin_declares_its_dependencies_by_registering(
+    plugin_wheels: SignedWheels, plugin_dir: Path
+) -> None:
+    plugin_wheels.copy(plugin_dir, "pd-tok-1.0")
+    (plugin_dir / "count.py").write_text(
+        textwrap.dedent(
+            f"""\
+            import plugyard
+
+            __version__ = "3.1"
+
+
+            @plugyard.register(group={GROUP!r}, name="count", depends_on=["tok>=1"])
+            class Count:
+                def setup(self, ctx):
+                    self.tok = ctx.dependency("tok")
+
+                def execute(self, data):
+                    return len(self.tok.execute(data)["words"])
+
+
+            plugin = Count
+            """
+        ),
+        encoding="utf-8",
+    )
+    with PluginManager(group=GROUP, plugin_dirs=[plugin_dir]) as manager:
+        assert manager.execute("count", "one two three") == 3
+        info = manager.info("count")
+        assert (str(info.version), info.distribution) == ("3.1", "plugyard-file-count")
+        assert [str(d) for d in info.depends_on] == ["tok>=1"]
+
+
+def test_module_entry_points_in_a_plugin_directory_are_ignored_with_a_warning(
+    plugin_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from trust_helpers import dist_info_of, write_wheel
+
+    info = dist_info_of("pd-mixed", "1.0")
+    write_wheel(
+        plugin_dir,
+        {
+            "pd_mixed.py": "class Thing:\n    def execute(self, data):\n        return 'thing'\n",
+            f"{info}/entry_points.txt": f"[{GROUP}]\nthing = pd_mixed:Thing\nall = pd_mixed\n",
+        },
+        name="pd-mixed",
+    )
+    with caplog.at_level(logging.WARNING, logger="plugyard"):
+        manager = PluginManager(group=GROUP, plugin_dirs=[plugin_dir])
+        assert [c.name for c in manager.candidates()] == ["thing"]
+    assert any("module entry point 'all'" in r.getMessage() for r in caplog.records)
+    assert manager.execute("thing") == "thing"

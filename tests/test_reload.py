@@ -112,6 +112,12 @@ def test_reload_switches_the_plugin_and_sets_its_dependents_up_again(
         ("shout", "1.0", "1.0", "its dependency 'tok' was reloaded"),
     ]
     assert sys.modules["pd_tok"].VERSION == "1.1"
+    listed = [
+        (c.version, c.chosen, c.state, c.why) for c in manager.candidates() if c.name == "tok"
+    ]
+    assert listed[0] == ("1.1", True, "active", "reloaded (requested)")
+    assert sorted(v for v, *_ in listed) == ["1.0", "1.1", "1.2", "1.3", "1.4", "2.0"]
+    assert all(not chosen for _, chosen, _, _ in listed[1:])
 
 
 def test_migrate_receives_the_old_instance_and_config_carries_over(

@@ -245,8 +245,9 @@ class Directories:
 
     def __init__(self, directories: Sequence[str | os.PathLike[str]]) -> None:
         self.paths = tuple(Path(d) for d in directories)
-        self._read: dict[str, DirectoryItem | BadFile] = {}
-        self._order: list[str] = []
+        # The last scan: each file as read, and the files in precedence order.
+        # Replaced whole, so that a listing reads one scan, not half of two.
+        self._scan: tuple[dict[str, DirectoryItem | BadFile], list[str]] | None = None
         # Files outside the directories that were asked for (a reload's to=).
         self._elsewhere: dict[str, DirectoryItem | BadFile] = {}
 
@@ -271,7 +272,7 @@ class Directories:
     def scan(self) -> list[DirectoryItem]:
         """Read the directories again (only files that changed); the items, in precedence order."""
         order = self.files()
-        known = self._read
+        known = self._scan[0] if self._scan is not None else {}
         fresh: dict[str, DirectoryItem | BadFile] = {}
         for location in order:
             old = known.get(location)
@@ -282,23 +283,26 @@ class Directories:
             if isinstance(item, BadFile):
                 log.warning("plugin directory: skipping %s: %s", location, item.reason)
             fresh[location] = item
-        self._read, self._order = fresh, order
+        self._scan = (fresh, order)
         return self.items()
 
     def items(self) -> list[DirectoryItem]:
         """The items of the last scan that could be read, in precedence order."""
-        return [i for loc in self._order if isinstance(i := self._read[loc], DirectoryItem)]
+        read, order = self._scan or ({}, [])
+        return [i for loc in order if isinstance(i := read[loc], DirectoryItem)]
 
     def bad_files(self) -> list[BadFile]:
         """The files of the last scan that could not be read."""
-        return [i for loc in self._order if isinstance(i := self._read[loc], BadFile)]
+        read, order = self._scan or ({}, [])
+        return [i for loc in order if isinstance(i := read[loc], BadFile)]
 
     def get(self, location: str) -> DirectoryItem | BadFile:
         """The item at ``location`` (in the directories or not) as it is now.
 
         It is read again only if it changed since it was last read.
         """
-        known = self._read if location in self._read else self._elsewhere
+        listed = self._scan[0] if self._scan is not None else {}
+        known = listed if location in listed else self._elsewhere
         old = known.get(location)
         if old is not None and old.stamp == stamp_of(location):
             return old
@@ -308,7 +312,7 @@ class Directories:
 
     def entry_points(self, group: str) -> list[tuple[EntryPoint, str]]:
         """The entry points of ``group`` in the directories, each with its file (scanning once)."""
-        if not self._order and not self._read:
+        if self._scan is None:
             self.scan()
         found: list[tuple[EntryPoint, str]] = []
         for item in self.items():

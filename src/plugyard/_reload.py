@@ -205,7 +205,10 @@ class Reload:
         if new.location is None or self.installer is None or old.entry_point is None:
             return True
         # The same file, changed without a new version: another installation.
-        address = self.installer.address(self.installer.item(new))
+        try:
+            address = self.installer.address(self.installer.item(new))
+        except PluginError:
+            return False  # changed past reading: installing it says why
         return address == Path(old.entry_point.path).parent.parent.name
 
     # -- the transaction ---------------------------------------------------------
@@ -267,6 +270,9 @@ class Reload:
         for s in self.lifecycle.started.values():
             if s.name in names:
                 counterpart = new if s is slot else self._counterpart(installed, new, s.name)
+                if counterpart is not None:
+                    why = f"reloaded ({self.reason})"
+                    counterpart = attrs.evolve(counterpart, chosen=True, why=why)
                 if counterpart is None:
                     raise _FailedError(
                         "dependencies",
