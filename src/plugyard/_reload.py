@@ -52,7 +52,7 @@ from ._lifecycle import Invoker, Lifecycle, Slot, log
 from ._model import FunctionPlugin, PluginContext, PluginInfo, PluginState
 from ._policy import Gate
 from ._registry import Registry
-from ._sources import canonical
+from ._sources import Installed, canonical
 from ._table import Table
 from .exceptions import (
     ConfigError,
@@ -244,9 +244,9 @@ class Reload:
             self._switch()
         except _FailedError as failure:
             self._fail(slot, new, failure)
-        except BaseException as exc:  # KeyboardInterrupt while building: undone, then raised
+        except BaseException:  # KeyboardInterrupt while building: undone, then raised
             self._undo()
-            raise exc from None
+            raise
         return self._done(slot, old)
 
     def _plan(self, slot: Slot, new: Candidate) -> None:
@@ -270,15 +270,15 @@ class Reload:
         for s in self.lifecycle.started.values():
             if s.name in names:
                 counterpart = new if s is slot else self._counterpart(installed, new, s.name)
-                if counterpart is not None:
-                    why = f"reloaded ({self.reason})"
-                    counterpart = attrs.evolve(counterpart, chosen=True, why=why)
                 if counterpart is None:
                     raise _FailedError(
                         "dependencies",
                         f"{new.version} does not provide {s.name!r}, which is active and of "
                         f"the same distribution",
                     )
+                counterpart = attrs.evolve(
+                    counterpart, chosen=True, why=f"reloaded ({self.reason})"
+                )
                 self._swaps.append(_Swap(s, s.candidate, s.instance, s.config, counterpart))
             elif s.name in dependents:
                 self._swaps.append(_Swap(s, s.candidate, s.instance, s.config, s.candidate))
@@ -294,18 +294,16 @@ class Reload:
                     )
                     raise _FailedError("dependencies", str(error), error)
 
-    def _counterpart(self, installed: Any, new: Candidate, name: str) -> Candidate | None:
+    def _counterpart(self, installed: Installed, new: Candidate, name: str) -> Candidate | None:
         """The candidate of plugin ``name`` in the version ``new`` is of."""
         if new.location is not None:
             from ._plugindirs import DirectoryItem
 
             item = self._item(new.location)
             ep = item.entry_point(self.group, name) if isinstance(item, DirectoryItem) else None
-            return (
-                None if ep is None else cast("Candidate", installed.candidate_of(ep, new.location))
-            )
+            return None if ep is None else installed.candidate_of(ep, new.location)
         for ep in installed.by_name.get(name, ()):
-            candidate: Candidate = installed.candidate_of(ep)
+            candidate = installed.candidate_of(ep)
             if (
                 candidate.location is None
                 and canonical(ep.distribution) == canonical(new.distribution)
