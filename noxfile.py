@@ -92,6 +92,8 @@ def bench(session: nox.Session) -> None:
     # signing rows install their wheel with.
     session.install(".", "pluggy>=1.5", "installer>=0.7")
     session.run("python", "benchmarks/run.py", *session.posargs)
+    if not session.posargs:
+        session.run("python", "benchmarks/reload.py")
 
 
 @nox.session(python=PYTHON)

@@ -1633,8 +1633,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         text = report(bench, args.n, info, wall, sys.argv[1:], scaling_ns)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    out.write_text(text + _kept_sections(out), encoding="utf-8")
     _progress(f"wrote {out} in {time.monotonic() - started:.0f} s")
+
+
+#: Sections other scripts write into the report, kept when it is written anew.
+KEPT = [("<!-- reload:start -->", "<!-- reload:end -->")]  # benchmarks/reload.py
+
+
+def _kept_sections(out: Path) -> str:
+    """The sections of ``out`` that other scripts wrote (see ``KEPT``), to append again."""
+    try:
+        old = out.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    kept = []
+    for start, end in KEPT:
+        if start in old and end in old:
+            kept.append(start + old.partition(start)[2].partition(end)[0] + end + "\n")
+    return "".join("\n" + section for section in kept)
 
 
 if __name__ == "__main__":

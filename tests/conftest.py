@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from plugyard import EventBus, PluginCrashed, PluginManager, Registry
+from plugin_projects import GROUP, SignedWheels, build_signed_wheels
+from plugyard import EventBus, PluginCrashed, PluginManager, Registry, get_registry
 from wheelhouse import (
     ROOT,
     MakeVenv,
@@ -34,6 +36,15 @@ def _private_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
     """Keep the entry-point cache the tests write out of the user's home."""
     mp = pytest.MonkeyPatch()
     mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache-home")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Install directory plugins under a data directory of the session's, not the user's."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data-home")))
     yield
     mp.undo()
 
@@ -152,3 +163,26 @@ def fixture_crashes() -> Iterator[tuple[EventBus, list[PluginCrashed]]]:
     seen: list[PluginCrashed] = []
     with bus.subscribe(PluginCrashed, seen.append):
         yield bus, seen
+
+
+@pytest.fixture(name="plugin_wheels", scope="session")
+def fixture_plugin_wheels(tmp_path_factory: pytest.TempPathFactory) -> SignedWheels:
+    """The plugin-directory tests' wheels, built once and signed (see ``plugin_projects``)."""
+    return build_signed_wheels(tmp_path_factory.mktemp("plugin-wheels"))
+
+
+@pytest.fixture(name="plugin_dir")
+def fixture_plugin_dir(tmp_path: Path) -> Iterator[Path]:
+    """An empty plugin directory; afterwards, what its plugins left in this process is gone.
+
+    The test plugins register themselves in one process-wide group and import
+    under fixed module names, as real plugins do; each test starts without them.
+    """
+    directory = tmp_path / "plugins"
+    directory.mkdir()
+    yield directory
+    registry = get_registry(GROUP)
+    for info in list(registry):
+        registry.unregister(info.name)
+    for name in [m for m in sys.modules if m.startswith(("pd_", "plugyard_file_"))]:
+        del sys.modules[name]

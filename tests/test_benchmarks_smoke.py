@@ -208,3 +208,26 @@ def test_the_sandbox_benchmark_reports_every_row_with_a_ratio(tmp_path: Path) ->
     ]
     assert all(RATIO.match(row[4]) for row in cells)
     assert [row[5].split(" **")[0] for row in cells[:3]] == ["≤ 2.5x", "≤ 0.2x", "≥ 0.8x"]
+
+
+RELOAD = RUN.parent / "reload.py"
+
+
+def test_the_reload_figures_are_written_into_their_own_section(tmp_path: Path) -> None:
+    out = tmp_path / "latest.md"
+    out.write_text("# plugyard benchmarks\n\nEarlier rows.\n", encoding="utf-8")
+    args = ["--reloads", "4", "--seconds", "0.2", "--out", str(out)]
+    for _ in range(2):  # the second run replaces the section, the rest stays
+        subprocess.run([sys.executable, str(RELOAD), *args], check=True, timeout=300)
+    report = out.read_text(encoding="utf-8")
+    assert report.startswith("# plugyard benchmarks\n\nEarlier rows.\n")
+    assert report.count("<!-- reload:start -->") == report.count("<!-- reload:end -->") == 1
+    cells = _table(report, "Hot reload (issue 12)")
+    assert [line[0].split(",")[0] for line in cells] == [
+        "p99 of calls during a reload",
+        "p50 of calls during a reload",
+        "`reload()` called to the new version serving",
+        "`reload()` called to returned (old instances drained and torn down)",
+    ]
+    assert all(RATIO.match(line[3]) for line in cells)
+    assert re.fullmatch(r"≤ \+5 ms: [+-]\d+\.\d{3} ms \*\*(met|missed)\*\*", cells[0][4])

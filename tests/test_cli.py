@@ -102,6 +102,9 @@ def test_list_json_is_stable(capsys: pytest.CaptureFixture[str], group: str) -> 
         "kind": "registered",
         "state": "discovered",
         "enabled": True,
+        "location": None,
+        "chosen": True,
+        "why": "",
     }
 
 

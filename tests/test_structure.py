@@ -16,7 +16,14 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 PACKAGE = SRC / "plugyard"
 
 #: What any module may import: errors, the value types, how names present themselves.
-FOUNDATION = ["plugyard.exceptions", "plugyard._public", "plugyard._model"]
+FOUNDATION = [
+    "plugyard.exceptions",
+    "plugyard._errorbase",
+    "plugyard._sandbox_errors",
+    "plugyard._public",
+    "plugyard._model",
+    "plugyard._singlefile",
+]
 #: Services the stages use; they import only the foundation and each other.
 SERVICES = [
     "plugyard._events",
@@ -32,9 +39,12 @@ STAGES = [
     "plugyard._registry",
     "plugyard._discovery",
     "plugyard._candidate",
+    "plugyard._versions",
     "plugyard._sources",
+    "plugyard._plugindirs",
     "plugyard._policy",
     "plugyard._admission",
+    "plugyard._install",
     "plugyard._loader",
     "plugyard._resolve",
     "plugyard._interface",
@@ -45,6 +55,9 @@ STAGES = [
     "plugyard._configure",
     "plugyard._start",
     "plugyard._asyncapi",
+    "plugyard._reload",
+    "plugyard._watch",
+    "plugyard._reloadapi",
     "plugyard._manager",
 ]
 #: What uses the library from outside the flow.

@@ -106,6 +106,19 @@ def build_wheels(projects: Iterable[Path], dest: Path) -> dict[str, Path]:
     return built
 
 
+def build_with_hatchling(project: Path, dest: Path) -> Path:
+    """Build one hatchling project into a wheel in ``dest``, in this process (no pip run).
+
+    Returns:
+        The wheel.
+    """
+    from hatchling.builders.wheel import WheelBuilder
+
+    dest.mkdir(parents=True, exist_ok=True)
+    (wheel,) = WheelBuilder(str(project)).build(directory=str(dest), versions=["standard"])
+    return Path(wheel)
+
+
 def wheel_requirements(wheel: Path) -> list[str]:
     """The ``Requires-Dist`` lines of a wheel's metadata, those of its extras too."""
     with zipfile.ZipFile(wheel) as archive:

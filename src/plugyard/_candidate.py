@@ -53,6 +53,11 @@ class Candidate:
         enabled: ``False`` when it was disabled with :meth:`PluginManager.disable`.
         entry_point: The entry point it comes from, if installed.
         target: Its class or function, once imported (``None`` before).
+        location: The file in a plugin directory it comes from (a wheel or
+            a single-file plugin), or ``None``.
+        chosen: Whether this is the version that loads (or is loaded), when
+            several versions of the plugin are present.
+        why: Why this version is chosen or not (empty when there is no choice).
     """
 
     name: str
@@ -66,6 +71,9 @@ class Candidate:
     enabled: bool = True
     entry_point: EntryPoint | None = attrs.field(default=None, repr=False)
     target: object = attrs.field(default=None, repr=False, eq=False)
+    location: str | None = None
+    chosen: bool = True
+    why: str = attrs.field(default="", eq=False)
 
     @property
     def imported(self) -> bool:

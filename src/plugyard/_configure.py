@@ -32,10 +32,33 @@ def initial(slot: Slot, store: ConfigStore | None) -> Any:
 
 
 def _typed(slot: Slot, raw: dict[str, Any]) -> Any:
-    config_type = getattr(slot.candidate.target, "config_type", None)
+    return _typed_for(slot.candidate.target, slot.name, raw)
+
+
+def _typed_for(target: object, name: str, raw: dict[str, Any]) -> Any:
+    config_type = getattr(target, "config_type", None)
     if config_type is None:
         return freeze(raw)
-    return validate(config_type, raw, plugin=slot.name)
+    return validate(config_type, raw, plugin=name)
+
+
+def carried_over(config: Any, target: object, name: str) -> Any:
+    """The config an instance runs with, for a new instance of ``target`` (a reload).
+
+    The new version may declare another ``config_type``: the values are
+    validated into it, so a reload keeps the config or fails, never drops it.
+
+    Raises:
+        ConfigError: the config does not validate into the new ``config_type``.
+    """
+    try:
+        return _typed_for(target, name, decode(encode(plain(config))))
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(
+            f"it does not fit the new version: {type(exc).__name__}: {exc}", plugin=name
+        ) from exc
 
 
 def _prepare(slot: Slot, config: Mapping[str, Any]) -> tuple[Any, bytes]:

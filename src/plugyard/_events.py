@@ -11,9 +11,9 @@ A manager publishes while holding its lock only inside :meth:`EventBus.deferred`
 which holds the events back until the outermost block of the thread ends, so
 handlers always run without the manager's lock and may call back into it.
 
-:class:`PluginReloaded` is for hot reload; no manager publishes it yet, and it
-is not exported until one does. :class:`PluginCrashed` is published by the
-sandbox (:mod:`plugyard.runtime`) when an isolated plugin's process dies.
+:class:`PluginReloaded` and :class:`ReloadFailed` are published by
+:meth:`PluginManager.reload`; :class:`PluginCrashed` by the sandbox
+(:mod:`plugyard.runtime`) when an isolated plugin's process dies.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ __all__ = [
     "PluginLoaded",
     "PluginReloaded",
     "PluginUnloaded",
+    "ReloadFailed",
     "SignatureRejected",
     "Subscription",
 ]
@@ -156,16 +157,45 @@ class PluginReloaded(Event):
     """A plugin was replaced by a new instance, possibly of a new version.
 
     ``version`` is the version now active, the same as :attr:`new_version`.
+    A reload publishes one for the plugin (and each plugin of its
+    distribution) and one for each dependent that was set up again beside it.
 
     Attributes:
         old_version: The version that was replaced.
+        reason: Why: ``"requested"``, ``"a new version in a plugin
+            directory"``, or, for a dependent, that its dependency was reloaded.
     """
 
     old_version: str = attrs.field(converter=str)
+    reason: str = ""
 
     @property
     def new_version(self) -> str:
         """The version now active."""
+        return self.version
+
+
+@attrs.frozen
+class ReloadFailed(Event):
+    """A reload failed and was undone: the old version still answers every call.
+
+    ``version`` is the version still active, the same as :attr:`old_version`.
+
+    Attributes:
+        new_version: The version the reload tried to switch to, if known.
+        stage: Where it failed (see :class:`~plugyard.exceptions.ReloadError`).
+        reason: What went wrong, for people.
+        error: The exception that failed it.
+    """
+
+    new_version: str | None
+    stage: str
+    reason: str
+    error: BaseException
+
+    @property
+    def old_version(self) -> str:
+        """The version that was, and still is, active."""
         return self.version
 
 
@@ -209,6 +239,7 @@ _EVENT_TYPES: Mapping[str, type[Event]] = MappingProxyType(
             ConfigRejected,
             SignatureRejected,
             PluginReloaded,
+            ReloadFailed,
             PluginCrashed,
         )
     }

@@ -343,13 +343,49 @@ class Lifecycle:
     def _open(self, slot: Slot) -> None:
         """Point the handle of an active slot at its instance's methods, counted."""
         handle = slot.handle
-        recorder = None if self.metrics is None else self.metrics.plugin(slot.name)
+        # Counted per version, so the counts of a reloaded plugin say who served them.
+        recorder = None
+        if self.metrics is not None:
+            recorder = self.metrics.plugin(slot.name).version(str(slot.info.version))
         method = getattr(slot.instance, "execute", None)
         if method is None:
             handle.execute, slot.closed = counted(handle, no_execute(slot.name), slot.calls)
         else:
             handle.execute, slot.closed = counted(handle, method, slot.calls, recorder)
         handle._call = method_caller(handle, slot.instance, slot.calls, slot.closed, recorder)
+
+    def replace(
+        self,
+        slot: Slot,
+        candidate: Candidate,
+        instance: Any,
+        config: Any,
+        calls: list[None] | None = None,
+    ) -> list[None]:
+        """Point an active slot at another instance at once (a reload, or its undoing).
+
+        Calls from now on reach ``instance``; a call that picked up the old
+        callable but had not started is passed on to the new one. The state
+        does not change and nothing is published.
+
+        Args:
+            slot: The active slot.
+            candidate: What ``instance`` was built from.
+            instance: The instance, set up.
+            config: The config it was set up with.
+            calls: The list its calls in flight are counted in, when it had
+                one before (an instance switched back to); a new one otherwise.
+
+        Returns:
+            The list the replaced instance's calls in flight are counted in:
+            wait for it with :meth:`wait` before tearing that instance down.
+        """
+        replaced, closed = slot.calls, slot.closed
+        slot.candidate, slot.instance, slot.config = candidate, instance, config
+        slot.calls = [] if calls is None else calls
+        self._open(slot)
+        closed[0] = True
+        return replaced
 
     def drain(self, slots: Sequence[Slot], timeout: float) -> None:
         """Close ``slots`` and wait until no call is in flight on any of them.
@@ -359,21 +395,32 @@ class Lifecycle:
                 seconds; the slots were reopened and nothing is torn down.
         """
         self.close(slots)
-        deadline = time.monotonic() + timeout
-        pause = 0.0005
         try:
-            while True:
-                busy = next((slot for slot in slots if slot.calls), None)
-                if busy is None:
-                    return
-                if time.monotonic() >= deadline:
-                    raise PluginBusyError(busy.name, len(busy.calls), timeout)
-                time.sleep(pause)
-                pause = min(pause * 2, 0.01)
+            self.wait([(slot.name, slot.calls) for slot in slots], timeout)
         except BaseException:
             # Given up, or interrupted (Ctrl-C while waiting): nothing is torn down.
             self.reopen(slots)
             raise
+
+    @staticmethod
+    def wait(pending: Sequence[tuple[str, list[None]]], timeout: float) -> None:
+        """Wait until no call is counted in any of the lists of ``(plugin, calls)``.
+
+        Polls from 0.5 ms, doubling to 10 ms.
+
+        Raises:
+            PluginBusyError: calls were still running after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        pause = 0.0005
+        while True:
+            busy = next(((name, calls) for name, calls in pending if calls), None)
+            if busy is None:
+                return
+            if time.monotonic() >= deadline:
+                raise PluginBusyError(busy[0], len(busy[1]), timeout)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.01)
 
     def teardown(self, slots: Iterable[Slot], invoke: Invoker) -> None:
         """Tear down ``slots`` in the order given, each even if another raised.
@@ -384,24 +431,34 @@ class Lifecycle:
         """
         interrupt: BaseException | None = None
         for slot in slots:
-            name = slot.name
             instance, slot.instance = slot.instance, None
             slot.config = _EMPTY
             self.transition(slot, PluginState.UNLOADED)
-            teardown = getattr(instance, "teardown", None)
-            if teardown is None:
-                continue
-            self.holder = name
-            try:
-                invoke(name, teardown, "teardown")
-            except Exception:
-                log.exception("plugin %r raised in teardown(); it is unloaded anyway", name)
-            except BaseException as exc:
-                interrupt = interrupt or exc
-            finally:
-                self.holder = None
+            raised = self.run_teardown(slot.name, instance, invoke)
+            interrupt = interrupt or raised
         if interrupt is not None:
             raise interrupt
+
+    def run_teardown(self, name: str, instance: Any, invoke: Invoker) -> BaseException | None:
+        """Call ``instance.teardown()``, if it has one; an :class:`Exception` from it is logged.
+
+        Returns:
+            A :class:`BaseException` that is not an :class:`Exception`, for
+            the caller to raise when it is done.
+        """
+        teardown = getattr(instance, "teardown", None)
+        if teardown is None:
+            return None
+        self.holder = name
+        try:
+            invoke(name, teardown, "teardown")
+        except Exception:
+            log.exception("plugin %r raised in teardown(); it is unloaded anyway", name)
+        except BaseException as exc:
+            return exc
+        finally:
+            self.holder = None
+        return None
 
     def check_teardown(self, slots: Iterable[Slot], invoke: Invoker) -> None:
         """Refuse, before anything is torn down, a ``teardown`` the caller cannot await.

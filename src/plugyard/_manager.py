@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from . import _configure, _resolve, _start
+from . import _configure, _resolve, _start, _versions
 from ._asyncapi import AsyncAPI
 from ._candidate import Candidate
 from ._configstore import ConfigStore
@@ -22,6 +22,7 @@ from ._metrics import GroupMetrics
 from ._model import PluginInfo, PluginState
 from ._policy import Gate, TrustPolicy
 from ._registry import Registry, get_registry
+from ._reloadapi import ReloadAPI
 from ._table import Table
 from .exceptions import (
     DependentsActiveError,
@@ -39,7 +40,7 @@ _SHUTDOWN = Invoker(call="ashutdown")
 _CONFIGURE = Invoker(call="aconfigure")
 
 
-class PluginManager(AsyncAPI[T]):
+class PluginManager(AsyncAPI[T], ReloadAPI):
     """Loads, runs and unloads the plugins of one group, dependencies first.
 
     Plugins are loaded lazily: on first :meth:`get` or :meth:`execute`, or all
@@ -54,11 +55,13 @@ class PluginManager(AsyncAPI[T]):
     in flight. A manager is a context manager (``with`` and ``async with``)
     that shuts down on exit; a shut-down manager is closed for good.
 
-    Plugins come from two sources in one namespace: the registry (plugins
-    registered in code) and the entry points of the installed distributions
-    in the group. An entry point names a class or function (the entry
-    point's name is the plugin's name) or a module whose import registers
-    plugins with :func:`register`. Listing imports nothing.
+    Plugins come from three sources in one namespace: the registry (plugins
+    registered in code), the entry points of the installed distributions in
+    the group, and plugin directories of wheels and single-file plugins. An
+    entry point names a class or function (the entry point's name is the
+    plugin's name) or a module whose import registers plugins with
+    :func:`register`. Listing imports nothing. When several versions of a
+    plugin are present, the newest allowed is loaded (see ``versions``).
 
     Plugins with ``async def`` lifecycle methods are set up, configured and
     torn down through the async API (:meth:`aload`, :meth:`aexecute`, ...),
@@ -71,15 +74,23 @@ class PluginManager(AsyncAPI[T]):
         entry_points: Whether to find installed plugins through the entry
             points of the group.
         path: Where to look for installed distributions; ``sys.path`` by default.
-        trust: Which installed plugins must be signed; nothing is verified by
-            default. See :class:`TrustPolicy`.
+        plugin_dirs: Directories of wheels and single-file plugins, in order
+            of precedence. A plugin of a directory is installed into
+            plugyard's data directory when it is first loaded (see
+            :doc:`/plugin-dirs`).
+        versions: Version ranges by plugin name, e.g. ``{"tokenize": "==1.1"}``:
+            only versions in its range are chosen for that plugin.
+        trust: Which installed and directory plugins must be signed; nothing
+            is verified by default. See :class:`TrustPolicy`.
         config: A directory (or :class:`ConfigStore`) holding each plugin's
             configuration and which plugins are disabled; without one,
             plugins get empty configurations and nothing is persisted.
         events: The bus lifecycle events are published on; a new one by default.
         metrics: Whether to count calls, errors and latency of each plugin.
-        drain_timeout: How long, in seconds, an unload or shutdown waits for
-            calls in flight before it gives up with :class:`PluginBusyError`.
+        watch: Start :meth:`watch` right away: reload plugins when a new
+            version lands in a plugin directory.
+        drain_timeout: How long, in seconds, an unload, shutdown or reload
+            waits for calls in flight before it gives up.
         lock_timeout: How long, in seconds, a lifecycle operation waits for
             the one running before it gives up with :class:`ManagerBusyError`.
         interface: What every plugin must implement: a :class:`typing.Protocol`
@@ -97,6 +108,7 @@ class PluginManager(AsyncAPI[T]):
     Raises:
         ValueError: neither ``registry`` nor ``group`` is given, or both are
             and they disagree.
+        InvalidPluginError: a range of ``versions`` is invalid.
     """
 
     def __init__(
@@ -106,10 +118,13 @@ class PluginManager(AsyncAPI[T]):
         group: str | None = None,
         entry_points: bool = True,
         path: Sequence[str] | None = None,
+        plugin_dirs: Sequence[str | os.PathLike[str]] | None = None,
+        versions: Mapping[str, str] | None = None,
         trust: TrustPolicy | None = None,
         config: ConfigStore | str | os.PathLike[str] | None = None,
         events: EventBus | None = None,
         metrics: bool = True,
+        watch: bool = False,
         drain_timeout: float = 30.0,
         lock_timeout: float = 60.0,
         interface: type[T] | None = None,
@@ -137,6 +152,15 @@ class PluginManager(AsyncAPI[T]):
             self.group, self.events, self._metrics, self._load_lazily, interface
         )
         self._gate = Gate(self.trust, self.group)
+        directories = installer = None
+        if plugin_dirs:
+            # Imported only for plugin directories: zip and importlib.abc cost at import.
+            from ._install import Installer
+            from ._plugindirs import Directories
+
+            directories = Directories(plugin_dirs)
+            installer = Installer(directories, self.trust, self.group)
+        self._installer = installer
         self._table = Table(
             registry,
             self._lifecycle,
@@ -149,11 +173,16 @@ class PluginManager(AsyncAPI[T]):
                 "policy": sandbox,
                 "untrusted": self.trust.untrusted == "sandbox",
             },
+            directories=directories,
+            pins=_versions.parse_pins(versions),
+            prepare=installer,
         )
         # The table's own mapping, changed in place: execute() reads it with no lock.
         self._handles = self._table.handles
         self._lock = threading.RLock()
         self._disabled = _configure.Disabled(self.config_store, self.group)
+        if watch:
+            self.watch()
 
     def __repr__(self) -> str:
         return f"<PluginManager {self.group!r}: {len(self._table.slots)} plugins>"
@@ -381,21 +410,7 @@ class PluginManager(AsyncAPI[T]):
         Plugins that cannot be imported are in its ``failures``.
         """
         with self._locked():
-            self._table.find_all()
-            slots = self._table.slots
-            todo = self._table.closure(
-                [n for n, s in slots.items() if s.state is not PluginState.ACTIVE]
-            )
-            failures: dict[str, PluginError] = {}
-            startable = {}
-            for name in todo:
-                slot = slots[name]
-                if slot.candidate.imported:
-                    startable[name] = slot.info
-                elif slot.error is not None:
-                    failures[name] = slot.error
-            planned = _resolve.plan(startable, self._table.known(), failures)
-            return attrs.evolve(planned, failures={**failures, **planned.failures})
+            return _start.plan(self._table)
 
     # -- configuration --------------------------------------------------------
 
@@ -559,6 +574,7 @@ class PluginManager(AsyncAPI[T]):
             self._lifecycle.teardown(victims, invoke)
 
     def _shutdown(self, timeout: float | None, invoke: Invoker) -> None:
+        self._stop_watching()  # before the lock: a reload it is running finishes first
         with self._locked():
             if self._lifecycle.closed:
                 return

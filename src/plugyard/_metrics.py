@@ -60,6 +60,10 @@ _NBUCKETS = len(LATENCY_BUCKETS) + 1
 NO_ARGUMENT: Any = object()
 
 
+def _readonly(value: Mapping[str, int]) -> Mapping[str, int]:
+    return MappingProxyType(dict(value))
+
+
 def bucket_index(duration_ns: int) -> int:
     """The index in :attr:`MetricsSnapshot.latency_buckets` of a duration in nanoseconds.
 
@@ -87,6 +91,8 @@ class MetricsSnapshot:
         setup_time: Seconds its ``setup`` took, if recorded.
         last_error: ``repr()`` of the last exception a call raised, if any.
         last_error_time: When it was raised, as a :func:`time.time` timestamp.
+        versions: The calls each version of the plugin answered, by
+            version: a reloaded plugin's counts go on across the reload.
     """
 
     plugin: str
@@ -100,6 +106,7 @@ class MetricsSnapshot:
     setup_time: float | None = None
     last_error: str | None = None
     last_error_time: float | None = None
+    versions: Mapping[str, int] = attrs.field(factory=dict, converter=_readonly, hash=False)
 
     def quantile(self, q: float) -> float | None:
         """Estimate a latency quantile in seconds from the histogram.
@@ -207,6 +214,9 @@ class PluginMetrics:
         self._last_error: tuple[str, float] | None = None
         self._import_time: float | None = None
         self._setup_time: float | None = None
+        self._lock = threading.Lock()
+        # The recorders of each version's calls; added to, never removed.
+        self._versions: dict[str, PluginMetrics] = {}
 
     def __repr__(self) -> str:
         return f"<PluginMetrics {self.group}:{self.plugin}>"
@@ -364,6 +374,22 @@ class PluginMetrics:
             slot[1] += 1
             self._note_error(error)
 
+    def version(self, version: str) -> PluginMetrics:
+        """The recorder of the calls one version answers, counted in this one's snapshot too.
+
+        Wrap a version's callables with the returned recorder's
+        :meth:`wrap_guarded`: the plugin's totals go on across versions, and
+        :attr:`MetricsSnapshot.versions` says how many calls each answered.
+        """
+        recorder = self._versions.get(version)
+        if recorder is None:
+            with self._lock:
+                recorder = self._versions.get(version)
+                if recorder is None:
+                    recorder = PluginMetrics(self.plugin, self.group, clock=self._clock)
+                    self._versions = {**self._versions, version: recorder}
+        return recorder
+
     def record_import(self, seconds: float) -> None:
         """Record how long importing and instantiating the plugin took."""
         self._import_time = seconds
@@ -383,6 +409,15 @@ class PluginMetrics:
         it; errors never exceed calls.
         """
         totals = self._slots.totals()
+        last = self._last_error
+        versions: dict[str, int] = {}
+        for version, recorder in self._versions.items():
+            theirs = recorder._slots.totals()
+            versions[version] = sum(theirs[_RAW0:])
+            totals = [a + b for a, b in zip(totals, theirs, strict=True)]
+            error = recorder._last_error
+            if error is not None and (last is None or error[1] >= last[1]):
+                last = error
         raw = totals[_RAW0:]
         buckets = (
             sum(raw[: _FIRST_POWER + 1]),
@@ -390,7 +425,6 @@ class PluginMetrics:
             sum(raw[_LAST_POWER + 1 :]),
         )
         calls = sum(buckets)
-        last = self._last_error
         return MetricsSnapshot(
             plugin=self.plugin,
             group=self.group,
@@ -403,6 +437,7 @@ class PluginMetrics:
             setup_time=self._setup_time,
             last_error=None if last is None else last[0],
             last_error_time=None if last is None else last[1],
+            versions=versions,
         )
 
 

@@ -1,26 +1,39 @@
-"""Where candidates come from: the registry and the installed entry points.
+"""Where candidates come from: the registry, the installed entry points, plugin directories.
 
 Nothing here imports a plugin. :class:`Installed` is one reading of a
-group's entry points; :func:`registered` and :meth:`Installed.candidate`
-turn what the sources say into :class:`Candidate` values, and
-:meth:`Installed.error` says, from the metadata alone, why an entry point
-cannot become a plugin (a name provided twice, an invalid name or version).
+group's entry points, those of plugin directories first; :func:`registered`
+and :meth:`Installed.candidate` turn what the sources say into
+:class:`Candidate` values, and :meth:`Installed.error` says, from the
+metadata alone, why an entry point cannot become a plugin (a name provided
+by two distributions, an invalid name or version, a pin no version matches).
+
+One distribution present several times (in plugin directories, and
+installed) gives several versions of its plugins, not a conflict: the
+newest allowed wins (see ``_versions``).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+import attrs
 from packaging.version import InvalidVersion, Version
 
-from . import _discovery
+from . import _discovery, _versions
 from ._candidate import Candidate, CandidateKind
 from ._discovery import BrokenDistribution, EntryPoint
 from ._model import PluginInfo, PluginState, check_name
-from .exceptions import InvalidPluginError, PluginConflictError, PluginError, PluginLoadError
+from .exceptions import (
+    InvalidPluginError,
+    PluginConflictError,
+    PluginError,
+    PluginLoadError,
+    VersionNotFoundError,
+)
 
 ZERO = Version("0")
 log = logging.getLogger("plugyard")
@@ -63,12 +76,24 @@ class Installed:
     Args:
         group: The entry-point group.
         path: Where to look; ``sys.path`` by default.
-        enabled: ``False`` gives an empty reading (a manager without entry points).
+        enabled: ``False`` gives an empty reading of the installed
+            distributions (a manager without entry points).
+        directories: The class and function entry points of plugin
+            directories, each with its file, in precedence order.
+        pins: Version ranges by plugin name (``versions=``).
     """
 
-    __slots__ = ("_errors", "broken", "by_name", "group", "modules")
+    __slots__ = ("_errors", "broken", "by_name", "group", "locations", "modules", "pins")
 
-    def __init__(self, group: str, path: Sequence[str] | None, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        group: str,
+        path: Sequence[str] | None,
+        *,
+        enabled: bool = True,
+        directories: Sequence[tuple[EntryPoint, str]] = (),
+        pins: Mapping[str, str] | None = None,
+    ) -> None:
         index = _discovery.read_index(path) if enabled else None
         found = index.entry_points(group) if index is not None else []
         #: Distributions left out because their entry points cannot be read.
@@ -76,11 +101,14 @@ class Installed:
         for broken in self.broken:
             _report(broken)
         self.group = group
-        #: Class and function entry points by name, in ``sys.path`` order.
+        self.pins = dict(pins or {})
+        #: Class and function entry points by name: plugin directories', then ``sys.path``'s.
         self.by_name: dict[str, list[EntryPoint]] = {}
+        #: The file each entry point of a plugin directory comes from.
+        self.locations = dict(directories)
         #: Module entry points: importing them registers plugins.
         self.modules: list[EntryPoint] = []
-        for ep in found:
+        for ep in [*self.locations, *found]:
             # A colon is what gives an entry point an object (EntryPoint.attr).
             if ":" in ep.value:
                 self.by_name.setdefault(ep.name, []).append(ep)
@@ -100,10 +128,9 @@ class Installed:
 
     def _check(self, name: str) -> PluginError | None:
         eps = self.by_name[name]
-        if len(eps) > 1:
-            dists = sorted({f"{e.distribution} {e.version}" for e in eps})
-            if len(dists) > 1:
-                return PluginConflictError(name, self.group, dists)
+        if len({canonical(e.distribution) for e in eps}) > 1:
+            providers = sorted({f"{e.distribution} {e.version}" for e in eps})
+            return PluginConflictError(name, self.group, providers)
         try:
             check_name(name)
         except InvalidPluginError as exc:
@@ -112,13 +139,41 @@ class Installed:
             return load_error(
                 eps[0], f"its metadata in {eps[0].path} names no distribution (no METADATA?)"
             )
-        if parse_version(eps[0].version) is None:
-            return load_error(eps[0], f"its distribution's version {eps[0].version!r} is invalid")
+        invalid = next((e for e in eps if parse_version(e.version) is None), None)
+        if invalid is not None:
+            return load_error(invalid, f"its distribution's version {invalid.version!r} is invalid")
+        pin = self.pins.get(name)
+        if pin is not None and not any(c.chosen for c in self.versions(name)):
+            return VersionNotFoundError(name, self.group, pin, [e.version for e in eps])
         return None
 
-    def candidate(self, name: str, state: PluginState = PluginState.DISCOVERED) -> Candidate:
-        """The candidate of entry point ``name``, from its distribution's metadata alone."""
-        ep = self.by_name[name][0]
+    def versions(self, name: str, ranges: Sequence[_versions.Range] = ()) -> list[Candidate]:
+        """Every version of entry point ``name``, newest first, saying which is chosen and why."""
+        options = [self.candidate_of(ep) for ep in self.by_name[name]]
+        return _versions.choose(options, self.pins.get(name), ranges)
+
+    def candidate(
+        self,
+        name: str,
+        ranges: Sequence[_versions.Range] = (),
+        state: PluginState = PluginState.DISCOVERED,
+    ) -> Candidate:
+        """The chosen version of entry point ``name``, from the metadata alone."""
+        eps = self.by_name[name]
+        if len(eps) == 1 and name not in self.pins:
+            return self.candidate_of(eps[0], state=state)
+        found = self.versions(name, ranges)
+        chosen = next((c for c in found if c.chosen), found[0])
+        return chosen if state is PluginState.DISCOVERED else attrs.evolve(chosen, state=state)
+
+    def candidate_of(
+        self,
+        ep: EntryPoint,
+        location: str | None = None,
+        state: PluginState = PluginState.DISCOVERED,
+    ) -> Candidate:
+        """The candidate of one entry point (of a plugin directory's ``location``, if given)."""
+        name = ep.name
         info = PluginInfo(
             name=name,
             group=self.group,
@@ -136,6 +191,7 @@ class Installed:
             info=info,
             state=state,
             entry_point=ep,
+            location=location or self.locations.get(ep),
         )
 
     def provider_of(self, info: PluginInfo) -> EntryPoint | None:
@@ -145,6 +201,11 @@ class Installed:
             if module == ep.module or module.startswith(ep.module + "."):
                 return ep
         return None
+
+
+def canonical(name: str | None) -> str:
+    """A distribution's name as PEP 503 normalizes it: ``Pd_Tok`` is ``pd-tok``."""
+    return re.sub(r"[-_.]+", "-", name or "").lower()
 
 
 def module_candidate(ep: EntryPoint) -> Candidate:

@@ -10,13 +10,15 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
+import attrs
+
 from . import _resolve
 from ._configstore import ConfigStore
 from ._configure import Disabled, disabled_error, initial
 from ._lifecycle import Invoker, Lifecycle, Slot
 from ._model import PluginState
 from ._table import Table
-from .exceptions import ConfigError, DependencyFailedError
+from .exceptions import ConfigError, DependencyFailedError, PluginError
 
 
 def start(
@@ -57,6 +59,23 @@ def start(
         interrupt = _activate(slots[name], table, lifecycle, store, invoke)
         if interrupt is not None:
             raise interrupt
+
+
+def plan(table: Table) -> _resolve.Plan:
+    """Import every plugin that is not active and decide, setting none up, what would start."""
+    table.find_all()
+    slots = table.slots
+    todo = table.closure([n for n, s in slots.items() if s.state is not PluginState.ACTIVE])
+    failures: dict[str, PluginError] = {}
+    startable = {}
+    for name in todo:
+        slot = slots[name]
+        if slot.candidate.imported:
+            startable[name] = slot.info
+        elif slot.error is not None:
+            failures[name] = slot.error
+    planned = _resolve.plan(startable, table.known(), failures)
+    return attrs.evolve(planned, failures={**failures, **planned.failures})
 
 
 def _activate(

@@ -13,7 +13,7 @@ them, so reading never waits for a plugin's setup.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -28,7 +28,8 @@ from ._metrics import GroupMetrics
 from ._model import PluginInfo, PluginState
 from ._policy import Gate
 from ._registry import Registry
-from ._sources import Installed, module_candidate, registered
+from ._sources import Installed, canonical, module_candidate, registered
+from ._versions import Range
 from .exceptions import PluginError, PluginNotFoundError, SignatureError
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 
 #: The class attribute of a sandboxed plugin's proxy class (``runtime._host.MARK``).
 _SANDBOX_MARK = "__plugyard_sandbox__"
+
+if TYPE_CHECKING:
+    from ._plugindirs import Directories
 
 
 class Table:
@@ -50,6 +54,9 @@ class Table:
         path: Where installed distributions are looked for.
         sandbox: What the sandbox host is made with (``isolation``,
             ``policy``, ``untrusted``); it is made when first needed.
+        directories: The plugin directories, if any.
+        pins: Version ranges by plugin name (``versions=``).
+        prepare: Installs a plugin directory's candidate before it is imported.
     """
 
     def __init__(
@@ -62,6 +69,9 @@ class Table:
         entry_points: bool,
         path: Sequence[str] | None,
         sandbox: Mapping[str, Any] | None = None,
+        directories: Directories | None = None,
+        pins: Mapping[str, str] | None = None,
+        prepare: Callable[[Candidate], Candidate] | None = None,
     ) -> None:
         self.registry = registry
         self.group = registry.group
@@ -70,6 +80,9 @@ class Table:
         self.metrics = metrics
         self._use_entry_points = entry_points
         self._path = None if path is None else list(path)
+        self.directories = directories
+        self._pins = dict(pins or {})
+        self._prepare = prepare
         self._data = threading.Lock()
         #: Slots and handles by name; a call reads ``handles`` with no lock at all.
         self.slots: dict[str, Slot] = {}
@@ -95,9 +108,23 @@ class Table:
     def installed(self) -> Installed:
         installed = self._installed
         if installed is None:
-            installed = Installed(self.group, self._path, enabled=self._use_entry_points)
+            dirs = self.directories
+            installed = Installed(
+                self.group,
+                self._path,
+                enabled=self._use_entry_points,
+                directories=dirs.entry_points(self.group) if dirs is not None else (),
+                pins=self._pins,
+            )
             self._installed = installed
         return installed
+
+    def reread(self) -> Installed:
+        """Read the plugin directories and the installed entry points again; slots stay."""
+        if self.directories is not None:
+            self.directories.scan()
+        self._installed = None
+        return self.installed()
 
     def providers(self) -> list[EntryPoint]:
         if self._pending is None:
@@ -114,13 +141,27 @@ class Table:
             (name, slot.candidate.kind): attrs.evolve(slot.candidate, state=slot.state)
             for name, slot in slots.items()
         }
+        others: list[Candidate] = []
         names = installed.by_name if only is None else [only] if only in installed.by_name else []
         for name in names:
-            if name not in slots:
+            several = len(installed.by_name[name]) > 1
+            slot = slots.get(name)
+            if slot is not None and (slot.candidate.imported or not several):
+                if several:
+                    versions = installed.versions(name, self.ranges_on(name))
+                    others.extend(_beside(slot, versions))
+                continue
+            # Not imported yet: the version it would load now, and the others.
+            if slot is not None:
+                state = slot.state
+            elif installed.error(name) is not None:
+                state = PluginState.FAILED
+            else:
                 state = PluginState.DISCOVERED
-                if installed.error(name) is not None:
-                    state = PluginState.FAILED
-                listed[name, CandidateKind.ENTRY_POINT] = installed.candidate(name, state)
+            found = installed.versions(name, self.ranges_on(name)) if several else []
+            chosen = next((c for c in found if c.chosen), None) or installed.candidate(name)
+            listed[name, CandidateKind.ENTRY_POINT] = attrs.evolve(chosen, state=state)
+            others.extend(c for c in found if c is not chosen)
         for info, target in self.registry.entries() if only is None else self._entry(only):
             if info.name not in slots and info.name not in installed.by_name:
                 listed[info.name, CandidateKind.REGISTERED] = self._registered(info, target)[0]
@@ -129,7 +170,11 @@ class Table:
             for ep in pending:
                 if ep.name not in slots:
                     listed[ep.name, CandidateKind.MODULE] = module_candidate(ep)
-        return [listed[key] for key in sorted(listed)]
+        if not others:
+            return [listed[key] for key in sorted(listed)]
+        # Each name's chosen version first, the others after it, newest first.
+        found = [*listed.values(), *others]
+        return sorted(found, key=lambda c: (c.name, c.kind, not c.chosen))
 
     def states(self) -> dict[str, PluginState]:
         """Every plugin's state, by name (sorted), as :meth:`listing` has them, built lighter."""
@@ -267,10 +312,13 @@ class Table:
         slot.attempted = True
         record = None if self.metrics is None else self.metrics.plugin(slot.name).record_import
         try:
-            if self._isolated(slot.candidate):
-                slot.candidate = self._load_isolated(slot.candidate)
+            candidate = slot.candidate
+            if candidate.location is not None and self._prepare is not None:
+                candidate = self._prepare(candidate)
+            if self._isolated(candidate):
+                slot.candidate = self._load_isolated(candidate)
             else:
-                slot.candidate = _loader.load(slot.candidate, self.registry, self.gate, record)
+                slot.candidate = _loader.load(candidate, self.registry, self.gate, record)
         except SignatureError as error:
             if not self._sandbox.get("untrusted"):
                 self.lifecycle.transition(slot, PluginState.FAILED, error)
@@ -322,20 +370,66 @@ class Table:
             self._host.close()
 
     def closure(self, names: list[str]) -> set[str]:
-        """``names`` and every dependency they reach that is not active, imported."""
+        """``names`` and every dependency they reach that is not active, imported.
+
+        A plugin present in several versions is imported last, once the
+        ranges of the plugins depending on it are known, so that they can
+        steer which version is chosen.
+        """
         seen: set[str] = set()
         stack = list(names)
-        while stack:
+        several: list[Slot] = []
+        while stack or several:
+            if not stack:
+                last = several.pop()
+                last.candidate = self.installed().candidate(last.name, self.ranges_on(last.name))
+                if self.materialize(last):
+                    stack.extend(dep.name for dep in last.info.depends_on)
+                continue
             name = stack.pop()
             if name in seen:
                 continue
-            slot = self.find(name)
-            if slot is None or slot.state is PluginState.ACTIVE:
+            found = self.find(name)
+            if found is None or found.state is PluginState.ACTIVE:
                 continue
+            slot = found
             seen.add(name)
-            if slot.candidate.kind is not CandidateKind.MODULE and self.materialize(slot):
+            if slot.candidate.kind is CandidateKind.MODULE:
+                continue
+            if not slot.candidate.imported and not slot.attempted and self._several(name):
+                several.append(slot)
+            elif self.materialize(slot):
                 stack.extend(dep.name for dep in slot.info.depends_on)
         return seen
+
+    def _several(self, name: str) -> bool:
+        installed = self.installed()
+        return len(installed.by_name.get(name, ())) > 1
+
+    def ranges_on(self, name: str) -> list[Range]:
+        """The ranges the imported plugins (active or about to start) put on ``name``.
+
+        An active plugin of the same distribution puts its own version: one
+        distribution runs in one version at a time.
+        """
+        slots = self.snapshot()
+        ranges = [
+            (other, str(dep.specifier))
+            for other, slot in slots.items()
+            if slot.candidate.imported and slot.state is not PluginState.FAILED
+            for dep in slot.info.depends_on
+            if dep.name == name and str(dep.specifier)
+        ]
+        dists = {canonical(ep.distribution) for ep in self.installed().by_name.get(name, ())}
+        ranges.extend(
+            (f"{other}, of the same distribution", f"=={slot.candidate.version}")
+            for other, slot in slots.items()
+            if other != name
+            and slot.state is PluginState.ACTIVE
+            and slot.candidate.kind is CandidateKind.ENTRY_POINT
+            and canonical(slot.candidate.distribution) in dists
+        )
+        return ranges
 
     def errors(self) -> dict[str, BaseException]:
         """The error of every failed plugin, including installed ones without a slot."""
@@ -371,6 +465,8 @@ class Table:
         for slot in dropped:
             slot.handle._attach(None)
             self.spare[slot.name] = slot.handle
+        if self.directories is not None:
+            self.directories.scan()
         self._installed = self._pending = None
         installed = self.installed()
         for slot in dropped:
@@ -380,6 +476,20 @@ class Table:
     def known(self) -> Known:
         """What the resolver may look up: the info of every plugin with a slot."""
         return Known(self.slots)
+
+
+def _beside(slot: Slot, versions: list[Candidate]) -> list[Candidate]:
+    """The versions of ``slot``'s plugin other than the one in the slot, marked as not chosen."""
+    mine = slot.candidate
+    found = []
+    for candidate in versions:
+        if candidate.version == mine.version and candidate.location == mine.location:
+            continue
+        why = candidate.why
+        if candidate.chosen:
+            why = f"newest allowed, but {mine.version} is {slot.state.value}; reload() to switch"
+        found.append(attrs.evolve(candidate, chosen=False, why=why))
+    return found
 
 
 class Known(Mapping[str, PluginInfo]):

@@ -6,6 +6,7 @@ The tree::
     ├── InvalidPluginError (also ValueError)   bad name, version, specifier or object
     ├── DuplicatePluginError                   one name registered twice in a group
     ├── PluginNotFoundError (also LookupError) no plugin of that name in the group
+    │   └── VersionNotFoundError               no version of it matches what was asked
     ├── PluginStateError (also RuntimeError)   the operation does not fit the plugin's state
     │   ├── PluginNotActiveError               using a plugin that is failed or unloaded
     │   ├── DependentsActiveError              unloading a plugin others still depend on
@@ -13,9 +14,11 @@ The tree::
     ├── ManagerClosedError (also RuntimeError) using a manager after its shutdown
     ├── ManagerBusyError (also TimeoutError)   a lifecycle call waited too long for another
     ├── PluginLoadError (also ImportError)     an entry point could not be imported
+    │   └── UnmetRequirementError              its Requires-Dist is not installed
     ├── PluginConflictError                    two distributions provide one plugin name
     ├── PluginSetupError                       the plugin's own setup() raised
     ├── PluginInterfaceError (also TypeError)  the plugin lacks what the host's interface requires
+    ├── ReloadError                            a reload failed; the old version still runs
     ├── ConfigError                            a config cannot be read, written or validated
     ├── SignatureError                         a distribution failed verification
     ├── InvalidKeyError (also ValueError)      a key file or keyring cannot be used
@@ -44,13 +47,21 @@ from __future__ import annotations
 import typing
 from collections.abc import Sequence
 
+from ._errorbase import SHOWN as _SHOWN
+from ._errorbase import PluginError, PluginWarning
+from ._sandbox_errors import (
+    CallTimeoutError,
+    IsolationError,
+    PluginCrashedError,
+    RemoteError,
+    SandboxError,
+)
+
 if typing.TYPE_CHECKING:
     from pathlib import Path
 
     from .trust import Problem
 
-#: How many problems an error message spells out before it says "and N more".
-_SHOWN = 5
 
 __all__ = [
     "CallTimeoutError",
@@ -79,29 +90,13 @@ __all__ = [
     "PluginSetupError",
     "PluginStateError",
     "PluginWarning",
+    "ReloadError",
     "RemoteError",
     "SandboxError",
     "SignatureError",
+    "UnmetRequirementError",
+    "VersionNotFoundError",
 ]
-
-
-class PluginError(Exception):
-    """Base class of every plugyard error.
-
-    Attributes:
-        plugin: The name of the plugin the error is about, or ``None`` where it
-            concerns no single plugin.
-    """
-
-    plugin: str | None
-
-    def __init__(self, message: str, *, plugin: str | None = None) -> None:
-        super().__init__(message)
-        self.plugin = plugin
-
-
-class PluginWarning(UserWarning):
-    """Base class of every warning plugyard emits."""
 
 
 class InvalidPluginError(PluginError, ValueError):
@@ -154,6 +149,27 @@ class PluginNotFoundError(PluginError, LookupError):
     def __str__(self) -> str:
         # LookupError's str() would quote the message again.
         return str(self.args[0])
+
+
+class VersionNotFoundError(PluginNotFoundError):
+    """The plugin exists, but no version of it matches what was asked.
+
+    Attributes:
+        wanted: What was asked: a range such as ``"==1.1"``, a version, or a file.
+        found: The versions that are present.
+    """
+
+    def __init__(self, plugin: str, group: str, wanted: str, found: Sequence[str]) -> None:
+        PluginError.__init__(
+            self,
+            f"no version of plugin {plugin!r} in group {group!r} matches {wanted}; found "
+            f"{', '.join(found) or 'none'}. Add a matching version to a plugin directory, or "
+            "change what is asked.",
+            plugin=plugin,
+        )
+        self.group = group
+        self.wanted = wanted
+        self.found = tuple(found)
 
 
 class PluginStateError(PluginError, RuntimeError):
@@ -280,6 +296,31 @@ class PluginLoadError(PluginError, ImportError):
         self.reason = reason
 
 
+class UnmetRequirementError(PluginLoadError):
+    """A plugin directory's wheel requires distributions the environment does not have.
+
+    plugyard installs nothing from an index: the requirements must be
+    installed already, by whatever installs the application.
+
+    Attributes:
+        requirements: Each unmet requirement with what was found, e.g.
+            ``"numpy>=2 (not installed)"`` or ``"attrs<20 (23.1.0 installed)"``.
+    """
+
+    def __init__(
+        self, plugin: str, entry_point: str, distribution: str, requirements: Sequence[str]
+    ) -> None:
+        super().__init__(
+            plugin,
+            entry_point,
+            distribution,
+            f"it requires {', '.join(requirements)}; install "
+            f"{'it' if len(requirements) == 1 else 'them'} into the environment "
+            "(plugyard installs no requirements)",
+        )
+        self.requirements = tuple(requirements)
+
+
 class PluginConflictError(PluginError):
     """One plugin name is provided twice, by two distributions or by one and code.
 
@@ -323,6 +364,39 @@ class PluginInterfaceError(PluginError, TypeError):
             "Add or fix these methods, or register it in another group.",
             plugin=plugin,
         )
+
+
+class ReloadError(PluginError):
+    """A reload failed; the old version, its instances and handles are all back.
+
+    Callers of the plugin saw the old version throughout. The error that
+    failed the reload, if any, is ``__cause__``.
+
+    Attributes:
+        old_version: The version that was running and still is.
+        new_version: The version the reload tried to switch to, if known.
+        stage: Where it failed: ``"refused"`` (nothing was tried, e.g.
+            extension modules), ``"install"``, ``"import"``, ``"dependencies"``
+            (a ``depends_on`` range the new version breaks, or that it
+            needs), ``"config"``, ``"setup"``, ``"migrate"``, or ``"drain"``
+            (calls on the old version did not finish in time).
+        reason: What went wrong.
+    """
+
+    def __init__(
+        self, plugin: str, old_version: str, new_version: str | None, stage: str, reason: str
+    ) -> None:
+        target = f" to {new_version}" if new_version else ""
+        super().__init__(
+            f"reloading plugin {plugin!r} {old_version}{target} failed ({stage}): "
+            f"{reason.rstrip('.')}. "
+            f"Version {old_version} is still active.",
+            plugin=plugin,
+        )
+        self.old_version = old_version
+        self.new_version = new_version
+        self.stage = stage
+        self.reason = reason
 
 
 class DependencyError(PluginError):
@@ -501,98 +575,3 @@ class ConfigError(PluginError):
         self.group = group
         self.field = field
         self.reason = reason
-
-
-class SandboxError(PluginError):
-    """An isolated plugin's process could not be started, or failed while serving."""
-
-
-class IsolationError(SandboxError):
-    """An isolation layer the sandbox policy requires is not available; nothing was started.
-
-    Attributes:
-        missing: The layers that are required and not available.
-        reasons: Why each is missing, by layer.
-    """
-
-    def __init__(
-        self,
-        missing: Sequence[str],
-        reasons: typing.Mapping[str, str],
-        *,
-        plugin: str | None = None,
-    ) -> None:
-        why = "; ".join(f"{name}: {reasons.get(name, '?')}" for name in missing)
-        who = f"plugin {plugin!r}: " if plugin else ""
-        super().__init__(
-            f"{who}the sandbox policy requires {', '.join(missing)}, which this machine cannot "
-            f"apply ({why}); nothing was started. Run 'plugyard sandbox check' to see the "
-            "layers, or drop them from Sandbox(require=...).",
-            plugin=plugin,
-        )
-        self.missing = tuple(missing)
-        self.reasons = dict(reasons)
-
-
-class PluginCrashedError(SandboxError):
-    """An isolated plugin's process died, hung or broke the protocol during the call.
-
-    Attributes:
-        returncode: The exit status (negative: the signal that killed it), or
-            ``None`` if it had not exited when the call was failed.
-        reason: What happened: ``"killed by SIGSEGV"``, ``"exited with status 3"``,
-            the protocol violation and what was received...
-        stderr: The last lines the process wrote to its standard error.
-    """
-
-    def __init__(
-        self, plugin: str, reason: str, *, returncode: int | None = None, stderr: str = ""
-    ) -> None:
-        tail = f"; its stderr ended with: {stderr.strip()[-500:]!r}" if stderr.strip() else ""
-        super().__init__(f"plugin {plugin!r} crashed: {reason}{tail}", plugin=plugin)
-        self.returncode = returncode
-        self.reason = reason
-        self.stderr = stderr
-
-
-class CallTimeoutError(SandboxError, TimeoutError):
-    """A call to an isolated plugin did not answer within its timeout.
-
-    The call was cancelled (``$/cancel``); a process that did not answer the
-    cancellation in time was killed, and is restarted as a crash would be.
-
-    Attributes:
-        method: The method called.
-        timeout: The timeout, in seconds.
-        killed: Whether the process was killed for it.
-    """
-
-    def __init__(self, plugin: str, method: str, timeout: float, *, killed: bool) -> None:
-        then = "; the process did not answer the cancellation and was killed" if killed else ""
-        super().__init__(
-            f"plugin {plugin!r}: {method}() did not answer within {timeout:g} s{then}. "
-            "Raise the timeout (Sandbox(call_timeout=...)) if the call is meant to take longer.",
-            plugin=plugin,
-        )
-        self.method = method
-        self.timeout = timeout
-        self.killed = killed
-
-
-class RemoteError(SandboxError):
-    """An isolated plugin's method raised in its own process.
-
-    Attributes:
-        code: The protocol's error code (``-32000`` for an exception in the plugin).
-        remote_message: The error message the plugin sent.
-        data: The error's data, as sent: for the Python worker a mapping with
-            ``type`` (the exception's class name) and ``traceback``.
-    """
-
-    def __init__(self, plugin: str, method: str, code: int, message: str, data: object) -> None:
-        kind = data.get("type") if isinstance(data, dict) else None
-        what = f"{kind}: {message}" if kind else message
-        super().__init__(f"plugin {plugin!r} raised in {method}(): {what}", plugin=plugin)
-        self.code = code
-        self.remote_message = message
-        self.data: typing.Any = data

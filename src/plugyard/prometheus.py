@@ -11,7 +11,8 @@ Every sample is labelled ``group`` and ``plugin``. The families are
 ``plugyard_plugin_calls_total``, ``plugyard_plugin_errors_total``,
 ``plugyard_plugin_in_flight``, the histogram
 ``plugyard_plugin_call_duration_seconds`` (buckets from 1.024 µs doubling to
-137 s) and, for the plugins that recorded them,
+137 s), the calls each version answered ``plugyard_plugin_version_calls_total``
+(labelled ``version`` too) and, for the plugins that recorded them,
 ``plugyard_plugin_import_duration_seconds``,
 ``plugyard_plugin_setup_duration_seconds`` and
 ``plugyard_plugin_last_error_timestamp_seconds``.
@@ -119,6 +120,11 @@ def families(snapshots: Iterable[MetricsSnapshot]) -> Iterator[Any]:
     setup = GaugeMetricFamily(
         f"{_PREFIX}setup_duration_seconds", "Seconds the plugin's setup() took.", labels=_LABELS
     )
+    version_calls = CounterMetricFamily(
+        f"{_PREFIX}version_calls",
+        "Calls of the plugin that each of its versions answered.",
+        labels=[*_LABELS, "version"],
+    )
     last_error = GaugeMetricFamily(
         f"{_PREFIX}last_error_timestamp_seconds",
         "When a call of the plugin last raised, in seconds since the epoch.",
@@ -135,6 +141,8 @@ def families(snapshots: Iterable[MetricsSnapshot]) -> Iterator[Any]:
             cumulative += count
             buckets.append((bound, cumulative))
         duration.add_metric(labels, buckets, s.latency_sum)
+        for version, count in sorted(s.versions.items()):
+            version_calls.add_metric([*labels, version], count)
         if s.import_time is not None:
             imported.add_metric(labels, s.import_time)
         if s.setup_time is not None:
@@ -142,4 +150,4 @@ def families(snapshots: Iterable[MetricsSnapshot]) -> Iterator[Any]:
         if s.last_error_time is not None:
             last_error.add_metric(labels, s.last_error_time)
     yield from (calls, errors, in_flight, duration)
-    yield from (f for f in (imported, setup, last_error) if f.samples)
+    yield from (f for f in (version_calls, imported, setup, last_error) if f.samples)

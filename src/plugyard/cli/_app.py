@@ -130,13 +130,29 @@ class _Parser(argparse.ArgumentParser):
             Output(sys.stdout).write(self.format_help())
 
 
-def _common(sub: argparse.ArgumentParser, *, config_dir: bool = False) -> None:
+def _common(
+    sub: argparse.ArgumentParser, *, config_dir: bool = False, plugin_dirs: bool = False
+) -> None:
     sub.add_argument(
         "--group",
         "-g",
         default=os.environ.get(GROUP_ENV),
         help=f"the plugin group (default: ${GROUP_ENV})",
     )
+    if plugin_dirs:
+        sub.add_argument(
+            "--plugin-dir",
+            action="append",
+            default=[],
+            metavar="DIR",
+            help="a directory of wheels and single-file plugins (repeat for more)",
+        )
+        sub.add_argument(
+            "--keyring",
+            type=Path,
+            metavar="DIR",
+            help="verify plugins before import against the keys in this directory",
+        )
     if config_dir:
         sub.add_argument(
             "--config-dir",
@@ -155,13 +171,8 @@ def _parser() -> argparse.ArgumentParser:
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        _common(sub, config_dir=name != "verify")
+        _common(sub, config_dir=name != "verify", plugin_dirs=name != "verify")
         if name != "verify":
-            sub.add_argument(
-                "--keyring",
-                type=Path,
-                help="verify installed plugins before import against the keys in this directory",
-            )
             sub.add_argument(
                 "--trust",
                 choices=["off", "warn", "require"],
@@ -202,6 +213,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--raw", action="store_true", help="pass DATA as a string, never as JSON")
 
+    reload = command(
+        "reload", "Load a plugin, then reload it to another version, as a running process would."
+    )
+    reload.add_argument("name")
+    reload.add_argument(
+        "--to", metavar="VERSION|FILE", help="a version, or a wheel or .py file (default: newest)"
+    )
+
     config = commands.add_parser("config", help="Read or change a plugin's stored config.")
     config_commands = config.add_subparsers(dest="action", required=True, parser_class=_Parser)
     get = config_commands.add_parser("get", help="Print a plugin's config, or one key, as JSON.")
@@ -227,8 +246,12 @@ def _parser() -> argparse.ArgumentParser:
     keygen.add_argument("--id", dest="key_name", default="plugyard", help="the files' name")
     keygen.add_argument("--passphrase-env", metavar="VAR", help=env_help)
 
-    sign = commands.add_parser("sign", help="Sign a wheel (again, with another key, to add one).")
-    sign.add_argument("wheel", type=Path)
+    sign = commands.add_parser(
+        "sign",
+        help="Sign a wheel, or a single-file plugin (FILE.py.sig); again, with another key, "
+        "to add a signature.",
+    )
+    sign.add_argument("wheel", type=Path, metavar="WHEEL|FILE.py")
     sign.add_argument("--key", required=True, type=Path, help="the private key (PEM)")
     sign.add_argument(
         "--out",
@@ -237,8 +260,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     sign.add_argument("--passphrase-env", metavar="VAR", help=env_help)
 
-    verify = command("verify", "Verify a wheel, an installed distribution, or a group's.")
-    verify.add_argument("target", nargs="?", help="a .whl file or an installed distribution")
+    verify = command(
+        "verify", "Verify a wheel, a single-file plugin, an installed distribution, or a group's."
+    )
+    verify.add_argument(
+        "target", nargs="?", help="a .whl or .py file, or an installed distribution"
+    )
     keys = verify.add_mutually_exclusive_group(required=True)
     keys.add_argument("--keyring", type=Path, help="a directory of trusted public keys")
     keys.add_argument("--key", type=Path, help="one trusted public key (PEM)")

@@ -1,4 +1,4 @@
-"""The commands that work on plugins: ``list``, ``inspect``, ``graph`` and ``run``."""
+"""The commands that work on plugins: ``list``, ``inspect``, ``graph``, ``run`` and ``reload``."""
 
 from __future__ import annotations
 
@@ -19,18 +19,20 @@ from ._output import EXIT_FAILED, EXIT_OK, Output, UsageError, err, report
 
 
 def run_command(args: argparse.Namespace, out: Output) -> int:
-    """Run ``list``, ``inspect``, ``graph`` or ``run`` with a manager of the group."""
+    """Run ``list``, ``inspect``, ``graph``, ``run``, ``metrics`` or ``reload`` with a manager."""
     handler = {
         "list": list_plugins,
         "inspect": inspect,
         "graph": graph,
         "run": run,
         "metrics": metrics,
+        "reload": reload,
     }[args.command]
     interface = _declared_interface(args.group) if args.command == "inspect" else None
     with PluginManager(
         group=args.group,
         config=args.config_dir or None,
+        plugin_dirs=args.plugin_dir or None,
         interface=interface,
         trust=_trust_policy(args),
     ) as manager:
@@ -87,6 +89,9 @@ def _candidate_json(candidate: Candidate) -> dict[str, Any]:
         "kind": candidate.kind,
         "state": candidate.state.value,
         "enabled": candidate.enabled,
+        "location": candidate.location,
+        "chosen": candidate.chosen,
+        "why": candidate.why,
     }
 
 
@@ -100,20 +105,23 @@ def list_plugins(manager: PluginManager, args: argparse.Namespace, out: Output) 
         )
         out.write("\n")
     else:
-        rows = [("NAME", "VERSION", "DISTRIBUTION", "STATE")]
+        # Where a plugin has several versions, a column says which is chosen and why.
+        choices = any(c.why for c in candidates)
+        rows = [("NAME", "VERSION", "DISTRIBUTION", "STATE", *(("CHOSEN",) if choices else ()))]
         rows += [
             (
                 c.name,
                 c.version,
                 c.distribution or f"({c.value})",
                 c.state.value + ("" if c.enabled else " (disabled)"),
+                *((("yes: " if c.chosen else "no: ") + c.why if c.why else "",) if choices else ()),
             )
             for c in candidates
         ]
-        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
-            out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
-            out.write("\n")
+            line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+            out.write(line.rstrip() + "\n")
     errors = manager.errors()
     for name, error in errors.items():
         report(name, error)
@@ -200,7 +208,10 @@ def metrics(manager: PluginManager, args: argparse.Namespace, out: Output) -> in
     manager.load_all()
     snapshots = manager.metrics()
     if args.json:
-        json.dump({name: attrs.asdict(s) for name, s in snapshots.items()}, out, indent=2)
+        document = {
+            name: {**attrs.asdict(s), "versions": dict(s.versions)} for name, s in snapshots.items()
+        }
+        json.dump(document, out, indent=2)
         out.write("\n")
         return EXIT_OK
     try:
@@ -330,6 +341,22 @@ def run(manager: PluginManager, args: argparse.Namespace, out: Output) -> int:
         err(f"{name}: its result cannot be shown: {type(exc).__name__}: {exc}", exc)
         return EXIT_FAILED
     out.write(shown + "\n")
+    return EXIT_OK
+
+
+def reload(manager: PluginManager, args: argparse.Namespace, out: Output) -> int:
+    """Load a plugin, then reload it: whether the new version would take over in place."""
+    name = args.name
+    try:
+        manager.load(name)
+        event = manager.reload(name, args.to)
+    except PluginError as exc:
+        report(name, exc)
+        return EXIT_FAILED
+    if event is None:
+        out.write(f"{name} {manager.info(name).version} is active already\n")
+    else:
+        out.write(f"reloaded {name} {event.old_version} -> {event.new_version}\n")
     return EXIT_OK
 
 

@@ -20,8 +20,10 @@ from ..trust import (
     key_id,
     load_private_key,
     load_public_key,
+    sign_file,
     sign_wheel,
     verify_distribution,
+    verify_file,
     verify_wheel,
 )
 from ._output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Output, err
@@ -59,7 +61,10 @@ def sign(args: argparse.Namespace, out: Output) -> int:
         key = load_private_key(args.key, _passphrase(args))
         if args.out is not None and args.out.endswith(("/", os.sep)):
             Path(args.out).mkdir(parents=True, exist_ok=True)
-        signed = sign_wheel(args.wheel, key, args.out)
+        if args.wheel.suffix == ".py":
+            signed = sign_file(args.wheel, key, _signature_out(args.wheel, args.out))
+        else:
+            signed = sign_wheel(args.wheel, key, args.out)
     except InvalidWheelError as exc:
         for problem in exc.problems:
             err(f"{args.wheel.name}: {problem.kind}: {problem}")
@@ -69,6 +74,14 @@ def sign(args: argparse.Namespace, out: Output) -> int:
         return EXIT_USAGE
     out.write(f"signed {signed} with key {key_id(key.public_key())}\n")
     return EXIT_OK
+
+
+def _signature_out(source: Path, out: str | None) -> Path | None:
+    """Where ``--out`` puts a detached signature: a file, or ``<name>.sig`` in a directory."""
+    if out is None:
+        return None
+    target = Path(out)
+    return target / f"{source.name}.sig" if target.is_dir() else target
 
 
 def _keyring(args: argparse.Namespace) -> Keyring:
@@ -89,6 +102,8 @@ def _targets(args: argparse.Namespace) -> list[str]:
 def _verify_one(target: str, keyring: Keyring) -> VerificationResult:
     if target.endswith(".whl"):
         return verify_wheel(target, keyring)
+    if target.endswith(".py"):
+        return verify_file(target, keyring)
     if Path(target).is_dir() and target.endswith(".dist-info"):
         from importlib.metadata import PathDistribution
 

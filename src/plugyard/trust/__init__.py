@@ -12,6 +12,7 @@ verifies, never from ``__pycache__``.
 from __future__ import annotations
 
 from .. import _public
+from ._detached import DETACHED_SUFFIX, sign_file, verify_file
 from ._importer import VerifiedImporter, default_cache_dir
 from ._installed import verify_distribution
 from ._keys import Keyring, TrustedKey, generate_key, key_id, load_private_key, load_public_key
@@ -27,6 +28,7 @@ from ._problems import (
 from ._wheel import sign_wheel, verify_wheel
 
 __all__ = [
+    "DETACHED_SUFFIX",
     "PAYLOAD_TYPE",
     "SIGNATURE_FILE",
     "InvalidKeyError",
@@ -45,8 +47,10 @@ __all__ = [
     "key_id",
     "load_private_key",
     "load_public_key",
+    "sign_file",
     "sign_wheel",
     "verify_distribution",
+    "verify_file",
     "verify_wheel",
 ]
 
