@@ -144,7 +144,7 @@ def fixture_no_stray_processes() -> Iterator[None]:
     """Fail a test that leaves a child process behind, and kill what it left."""
     before = set(_children())
     yield
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 15  # a loaded machine reaps slowly
     while True:
         left = {pid: group for pid, group in _children().items() if pid not in before}
         if not left or time.monotonic() > deadline:

@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
@@ -70,8 +71,10 @@ def worker_command(
     if version is not None:
         argv += ["--version", version]
     path = python_path()
-    # Under bubblewrap /tmp is a fresh tmpfs: code there is bound in read-only.
-    readable = [p for p in path.split(os.pathsep) if p.startswith("/tmp/")]  # noqa: S108
+    # Under bubblewrap /tmp is a fresh tmpfs: code there is bound in read-only,
+    # and so is the interpreter's environment (a venv made under /tmp).
+    places = [*path.split(os.pathsep), sys.prefix, str(Path(sys.executable).parent)]
+    readable = sorted({p for p in places if p.startswith("/tmp/")})  # noqa: S108
     return Command(argv, {"PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}, readable)
 
 

@@ -343,7 +343,11 @@ def prepare(
         wrap = [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/"]
         wrap += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]  # noqa: S108 - in the sandbox
         wrap += ["--bind", cwd, cwd, "--chdir", cwd]
-        for path in readable:
+        # A program or script under /tmp (hidden by the tmpfs) is bound in too,
+        # and so are this interpreter's environment and import path, which a
+        # Python plugin runs with (an editable install points into a checkout).
+        named = [str(Path(arg).parent) for arg in command if Path(arg).is_absolute()]
+        for path in sorted({*readable, *named, sys.prefix, *sys.path}):
             if path.startswith("/tmp/") and Path(path).exists():  # noqa: S108 - hidden by the tmpfs
                 wrap += ["--ro-bind", path, path]
         if program is not None:
