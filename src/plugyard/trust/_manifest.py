@@ -22,6 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from packaging.utils import canonicalize_name
 
+from ._files import record_hash
 from ._keys import Keyring, key_id
 from ._problems import Problem, ProblemKind
 
@@ -43,19 +44,11 @@ _PLAIN_PATH = re.compile(
     r"(?!(?:.*/)?__pycache__(?:/|\Z))(?!.*\.py[co]\Z)[\w+-][\w.+-]*(?:/[\w+-][\w.+-]*)*",
     re.ASCII,
 )
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _ED25519_SIGNATURE_SIZE = 64
 
 
 class ManifestError(ValueError):
     """The payload or envelope is malformed; the message says how."""
-
-
-def record_hash(digest: bytes) -> str:
-    """A SHA-256 digest as ``RECORD`` writes it: ``sha256=`` + urlsafe base64, no padding."""
-    # base64.urlsafe_b64encode without its two Python-level calls: this runs once per file.
-    encoded = binascii.b2a_base64(digest, newline=False).translate(_URLSAFE)
-    return "sha256=" + encoded.rstrip(b"=").decode("ascii")
 
 
 def hash_bytes(data: bytes) -> str:
