@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import importlib.machinery
-from collections.abc import Iterable
+import os
+import stat
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 import attrs
@@ -15,6 +17,10 @@ IMPORTABLE_SUFFIXES = tuple(
         {*importlib.machinery.all_suffixes(), ".py", ".pyc", ".pyo", ".pyw", ".so", ".pyd", ".pth"}
     )
 )
+#: Suffixes of the files the path-based finder imports a module from, in its order.
+MODULE_SUFFIXES = tuple(importlib.machinery.all_suffixes())
+#: Modules that ``site`` imports at every interpreter start-up, before any verification.
+STARTUP_MODULES = frozenset({"sitecustomize", "usercustomize"})
 
 
 class ModuleFile(NamedTuple):
@@ -130,3 +136,49 @@ def _has_package_parent(name: str, modules: dict[str, ModuleFile]) -> bool:
             return True
         parent = _parent(parent)
     return False
+
+
+def is_library_dir(directory: str) -> bool:
+    """Whether a site-relative directory holds vendored shared libraries.
+
+    ``<name>.libs`` beside the packages is where auditwheel and delvewheel put
+    them, ``<package>/.dylibs`` where delocate does; an extension module
+    loads them by path, whatever their suffix.
+    """
+    last = directory.rpartition("/")[2]
+    return last.endswith(".libs") or last == ".dylibs"
+
+
+def _is_file(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def shadows(directory: str, last: str) -> Iterator[str]:
+    """Files in ``directory`` that the import system would import as the module ``last``.
+
+    A module file (``last.py``, ``last.pyc``, an extension) or a regular
+    package (``last/__init__.*``) found in any directory searched makes the
+    import system ignore the namespace portions it found: any such file
+    shadows a namespace package named ``last``.
+    """
+    prefix = f"{directory}{os.sep}{last}"
+    for suffix in MODULE_SUFFIXES:
+        if _is_file(prefix + suffix):
+            yield prefix + suffix
+    if os.path.isdir(prefix):
+        for suffix in MODULE_SUFFIXES:
+            init = f"{prefix}{os.sep}__init__{suffix}"
+            if _is_file(init):
+                yield init
+
+
+def search_dirs(entries: Sequence[str]) -> list[str]:
+    """Import path entries as the path-based finder searches them: ``""`` is the cwd."""
+    seen: dict[str, None] = {}
+    for entry in entries:
+        if isinstance(entry, str):
+            seen.setdefault(os.path.abspath(entry or "."), None)
+    return list(seen)

@@ -22,6 +22,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ._keys import Keyring, StrPath
+from ._layout import STARTUP_MODULES, module_for
 from ._manifest import (
     MAX_ENVELOPE_SIZE,
     SIGNATURE_FILE,
@@ -124,6 +125,7 @@ def _scan(zf: zipfile.ZipFile, copy_to: zipfile.ZipFile | None = None) -> _Scan:
         except _TooLargeError:
             scan.problem(ProblemKind.UNREADABLE, "is too large", path)
     _check_metadata(zf, scan)
+    _check_startup(zf, scan, data_dir)
     if record is None:
         scan.problem(ProblemKind.MISSING_FILE, "the wheel has no RECORD", record_path)
     else:
@@ -133,6 +135,42 @@ def _scan(zf: zipfile.ZipFile, copy_to: zipfile.ZipFile | None = None) -> _Scan:
 
 class _TooLargeError(Exception):
     pass
+
+
+def _check_startup(zf: zipfile.ZipFile, scan: _Scan, data_dir: str) -> None:
+    """Refuse what would run at every interpreter start-up, before anything is verified.
+
+    ``sitecustomize``/``usercustomize`` modules and ``.pth`` files with a
+    line in them, landing in the site directory (at the top of the wheel or
+    of its purelib/platlib ``.data`` directory).
+    """
+    for path in scan.members:
+        landing = path
+        for scheme in _DATA_SCHEMES:
+            landing = landing.removeprefix(f"{data_dir}/{scheme}/")
+        if "/" in landing:
+            continue
+        if landing.partition(".")[0] in STARTUP_MODULES and module_for(landing) is not None:
+            scan.problem(
+                ProblemKind.FORBIDDEN_FILE,
+                "cannot be signed: it runs at every interpreter start-up, before plugyard "
+                "can verify anything",
+                path,
+            )
+        elif landing.endswith(".pth"):
+            try:
+                text = _read_limited(zf, zf.getinfo(path), _MAX_TEXT)
+            except (*_ZIP_ERRORS, _TooLargeError):
+                continue  # already reported by _scan
+            if any(
+                line.strip() and not line.strip().startswith(b"#") for line in text.splitlines()
+            ):
+                scan.problem(
+                    ProblemKind.FORBIDDEN_FILE,
+                    "cannot be signed: a .pth file adds to the import path or runs code at "
+                    "start-up, before plugyard can verify anything",
+                    path,
+                )
 
 
 def _read_limited(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
