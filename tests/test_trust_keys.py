@@ -339,12 +339,11 @@ def test_any_keyring_directory_gives_a_keyring_or_an_invalid_key_error(
             else:
                 assert isinstance(content, bytes)
                 target.write_bytes(content)
+        error: InvalidKeyError | None = None
         try:
             keyring = Keyring.from_directory(ring)
         except InvalidKeyError as exc:
             error = exc
-        else:
-            error = None
     if error is not None:
         assert error.path is not None
         assert str(error.path) in str(error)

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from ._files import record_hash
 from ._keys import Keyring, StrPath
 from ._layout import STARTUP_MODULES, module_for
 from ._manifest import (
@@ -34,7 +35,6 @@ from ._manifest import (
     make_manifest,
     open_envelope,
     path_problem,
-    record_hash,
 )
 from ._problems import InvalidWheelError, Problem, ProblemKind, VerificationResult
 
