@@ -12,6 +12,7 @@ them, so reading never waits for a plugin's setup.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 
@@ -28,7 +29,9 @@ from ._model import PluginInfo, PluginState
 from ._policy import Gate
 from ._registry import Registry
 from ._sources import Installed, module_candidate, registered
-from .exceptions import PluginError, PluginNotFoundError
+from .exceptions import PluginError, PluginNotFoundError, SignatureError
+
+log = logging.getLogger("plugyard")
 
 
 class Table:
@@ -70,6 +73,7 @@ class Table:
         # Module entry points not imported yet; read with the installed ones.
         self._pending: list[EntryPoint] | None = None
         self._seen_generation = -1
+        self.trust_verifies = gate.policy.verifies
 
     def snapshot(self) -> dict[str, Slot]:
         with self._data:
@@ -129,11 +133,17 @@ class Table:
             (its target is then ``None``: it never starts).
         """
         candidate = registered(info, target)
-        installed = self.installed()
-        provider = installed.provider_of(info) if installed.modules else None
-        if provider is None:
-            return candidate, None
         try:
+            # Under a policy that verifies, whose code registered it decides.
+            credit = self.gate.credit(info, self.registry.registrant(info.name))
+            if credit is not None:
+                return _loader.credit(candidate, *credit), None
+            if self.trust_verifies:
+                return candidate, None
+            installed = self.installed()
+            provider = installed.provider_of(info) if installed.modules else None
+            if provider is None:
+                return candidate, None
             return _loader.bind_registered(candidate, provider), None
         except PluginError as error:
             return attrs.evolve(candidate, target=None), error
@@ -170,6 +180,10 @@ class Table:
             candidate, error = self._registered(info, target)
             if slot is None:
                 slot = self.add_slot(candidate)
+            elif isinstance(error, SignatureError) and slot.candidate.target is not None:
+                # Unverified code cannot replace what it may not register.
+                log.warning("ignoring the re-registration of %r: %s", info.name, error)
+                continue
             else:
                 slot.candidate = candidate  # re-registered: the new one is used
             slot.attempted = True

@@ -12,6 +12,7 @@ verifies, never from ``__pycache__``.
 from __future__ import annotations
 
 from .. import _public
+from ._entrypoints import check_entry_point
 from ._importer import VerifiedImporter, default_cache_dir
 from ._installed import verify_distribution
 from ._keys import Keyring, TrustedKey, generate_key, key_id, load_private_key, load_public_key
@@ -40,6 +41,7 @@ __all__ = [
     "TrustedKey",
     "VerificationResult",
     "VerifiedImporter",
+    "check_entry_point",
     "default_cache_dir",
     "generate_key",
     "key_id",

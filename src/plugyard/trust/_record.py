@@ -21,7 +21,7 @@ from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
 from ._files import read_small
-from ._layout import search_dirs
+from ._layout import layout_of, search_dirs
 from ._manifest import ManifestFile
 from ._problems import Problem, ProblemKind
 from ._scan import INSTALLER_FILES, is_bytecode_of_listed
@@ -168,3 +168,20 @@ def _csv_rows(text: str) -> list[list[str]]:
     if '"' in text or "\0" in text or "\r" in text or len(text) > csv.field_size_limit():
         return list(csv.reader(io.StringIO(text, newline="")))
     return [line.split(",") for line in text.split("\n")]
+
+
+def record_modules(dist_info: Path) -> frozenset[str]:
+    """The dotted names of the modules an installed ``RECORD`` lists, packages included.
+
+    For telling whose code a module is when the distribution was not
+    verified (so there is no signed manifest to ask); a ``RECORD`` that
+    cannot be read lists nothing.
+    """
+    raw = read_small(dist_info / "RECORD", _MAX_TEXT)
+    if raw is None:
+        return frozenset()
+    try:
+        rows = _csv_rows(raw.decode("utf-8", errors="replace"))
+    except csv.Error:
+        return frozenset()
+    return frozenset(layout_of(row[0] for row in rows if row and row[0]).modules)
