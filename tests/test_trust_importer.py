@@ -529,13 +529,17 @@ def test_a_finder_put_ahead_gets_verified_modules_from_the_importer(
     importlib.import_module(dist.package)
     forge_pyc(dist.site / dist.package / "sub" / "deep.py", "def fail():\n    return 'pwned'\n")
     forge_pyc(dist.site / dist.package / "sub" / "__init__.py", "PWNED = True\n")
-    hook = _PathHook()
+    hook: importlib.abc.MetaPathFinder = _PathHook()
     sys.meta_path.insert(0, hook)
 
-    # importlib.import_module raises no audit event: the path entry finders answer.
-    deep = importlib.import_module(f"{dist.package}.sub.deep")
-
+    # Neither an import statement nor import_module: the path entry finders answer.
+    spec = importlib.util.find_spec(f"{dist.package}.sub")
     assert sys.meta_path[0] is hook
+    assert spec is not None
+    assert isinstance(spec.loader, _importer._VerifiedLoader)
+    # import_module puts the importer first again, as an import statement does.
+    deep = importlib.import_module(f"{dist.package}.sub.deep")
+    assert sys.meta_path[0] is importer
     assert isinstance(_loader_of(deep), _importer._VerifiedLoader)
     assert not hasattr(sys.modules[f"{dist.package}.sub"], "PWNED")
     with pytest.raises(ValueError, match="deep failure"):

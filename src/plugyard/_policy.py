@@ -254,17 +254,28 @@ class Gate:
         """
         if not self.policy.verifies:
             return None
-        modules = [m for m in (registrant, info.origin.partition(":")[0]) if m and m != "?"]
-        owners = [(owner_of(m), m) for m in modules]
+        origin = info.origin.partition(":")[0]
+        owners = {m: owner_of(m) for m in (registrant, origin) if m and m != "?"}
         if not owners:
             return None
-        (kind, distribution, version), module = min(owners, key=lambda o: _RANK[o[0][0]])
-        if kind == "application":
+        weakest = min(_RANK[kind] for kind, _, _ in owners.values())
+        if weakest == _RANK["application"]:
             return None
-        if kind == "verified":
-            for (k, d, v), _ in owners:
-                if k == "verified":
-                    return d or "", v  # the first verified one: the registrant's
+        if weakest == _RANK["verified"]:
+            # Credited to the registering code's distribution, else the class's.
+            verified = [owners[m] for m in (registrant, origin) if m in owners]
+            _, distribution, version = next(o for o in verified if o[0] == "verified")
+            return distribution or "", version
+        # Named after the code that ran register(), when that code is unverified.
+        module = next(m for m, (k, _, _) in owners.items() if _RANK[k] == weakest)
+        if registrant in owners and _RANK[owners[registrant][0]] < _RANK["verified"]:
+            module = registrant
+        kind, distribution, version = owners[module]
+        how = f"{module}, code of {distribution!r} {_HOW[kind]}"
+        other = next((m for m in owners if m != module), None)
+        if other is not None and _RANK[owners[other][0]] < _RANK["verified"]:
+            k, d, _ = owners[other]
+            how += f", from a class of {other} (code of {d!r} {_HOW[k]})"
         mode = self.policy.mode_for(self.group, info.name)
         if mode == "require":
             from .trust import Problem, ProblemKind
@@ -274,21 +285,14 @@ class Gate:
                 [
                     Problem(
                         ProblemKind.UNVERIFIED_CODE,
-                        f"plugin {info.name!r} was registered by {module}, code of "
-                        f"{distribution!r} {_HOW[kind]}; plugin {info.name!r} of group "
-                        f"{self.group!r} must be verified (trust mode 'require'), so code "
-                        "let in under a weaker mode cannot register, replace or claim it",
+                        f"plugin {info.name!r} was registered by {how}; plugin {info.name!r} "
+                        f"of group {self.group!r} must be verified (trust mode 'require'), so "
+                        "code let in under a weaker mode cannot register, replace or claim it",
                         module,
                     )
                 ],
                 plugin=info.name,
             )
         if mode == "warn":
-            log.warning(
-                "plugin %r registered by %s, code of %r %s (trust mode 'warn')",
-                info.name,
-                module,
-                distribution,
-                _HOW[kind],
-            )
+            log.warning("plugin %r registered by %s (trust mode 'warn')", info.name, how)
         return distribution or "", version

@@ -10,32 +10,40 @@ a way in:
   event before any finder is asked. An audit hook, which nothing can
   remove, puts the importer first again on the live ``sys.meta_path``
   whenever the module is one the importer claims.
-- ``importlib.import_module`` raises no such event. But a finder ahead of
-  the importer that searches the path (the default ``PathFinder``, and the
-  import hooks built on it) asks the path entry finder of each directory:
-  for the directories of verified modules, that finder is a :class:`Guard`
-  that answers for verified names itself and passes the rest on.
+- ``importlib.import_module`` raises no such event: while an importer is
+  active, ``importlib.import_module`` is wrapped to do the same before it
+  imports. And a finder ahead of the importer that searches the path (the
+  default ``PathFinder``, and the import hooks built on it) asks the path
+  entry finder of each directory: for the directories of verified modules,
+  that finder is a :class:`Guard` that answers for verified names itself and
+  passes the rest on, whatever called the import.
 - The trust gate calls :meth:`VerifiedImporter.install` before each import
   of an entry point, which puts the importer first again.
 
 A finder ahead of the importer that finds modules without the path, by name
-and a location of its own, is not covered for ``importlib.import_module``;
+and a location of its own, reached other than by an ``import`` statement or
+``importlib.import_module`` (``importlib.util.find_spec``, or an
+``import_module`` bound before plugyard wrapped it), is not covered;
 ``docs/security.md`` lists it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib
+import importlib.util
 import os
 import pkgutil
 import sys
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import importlib.machinery
-    from types import ModuleType
 
     from ._importer import VerifiedImporter
 
@@ -52,6 +60,7 @@ def activate(importer: VerifiedImporter) -> None:
             _active.append(weakref.ref(importer))
         if not _hooked:
             sys.addaudithook(_audit)
+            importlib.import_module = _import_module
             _hooked = True
 
 
@@ -71,18 +80,31 @@ def put_first(importer: VerifiedImporter) -> None:
     meta_path.insert(0, importer)
 
 
+def _keep_first(name: str) -> None:
+    for ref in _active:
+        importer = ref()
+        if importer is not None and importer.claims(name):
+            put_first(importer)
+            return
+
+
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     if event != "import" or not _active:
         return
-    try:
-        name = args[0]
-        for ref in _active:
-            importer = ref()
-            if importer is not None and importer.claims(name):
-                put_first(importer)
-                return
-    except Exception:  # noqa: S110 - an audit hook that raises would break the import
-        pass
+    # An audit hook that raises would break the import it watches.
+    with contextlib.suppress(Exception):
+        _keep_first(args[0])
+
+
+_original_import_module = importlib.import_module
+
+
+@functools.wraps(_original_import_module)
+def _import_module(name: str, package: str | None = None) -> ModuleType:
+    if _active:
+        with contextlib.suppress(ImportError, ValueError):  # a bad name: import_module says so
+            _keep_first(importlib.util.resolve_name(name, package))
+    return _original_import_module(name, package)
 
 
 def watch(importer: VerifiedImporter, directories: Iterable[str]) -> None:

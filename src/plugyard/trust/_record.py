@@ -21,7 +21,7 @@ from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
 from ._files import read_small
-from ._layout import layout_of, search_dirs
+from ._layout import layout_of, module_for, search_dirs
 from ._manifest import ManifestFile
 from ._problems import Problem, ProblemKind
 from ._scan import INSTALLER_FILES, is_bytecode_of_listed
@@ -144,7 +144,10 @@ class _Resolver:
         real = os.path.realpath(os.path.join(self.site, row))
         directory, _, name = real.rpartition(os.sep)
         on_path = directory in self.import_dirs()
-        if name in scripts and not on_path:
+        # A console script's directory is on the path of every console script
+        # run from it; its name is no module unless it looks like one.
+        importable = name.endswith(".pth") or module_for(name) is not None
+        if name in scripts and not (on_path and importable):
             return None
         where = "on the import path" if on_path else "outside the site directory"
         return Problem(
