@@ -75,6 +75,13 @@ def check_record(
         if not row or not row[0]:
             continue
         rel = row[0]
+        if "\0" in rel:
+            yield Problem(
+                ProblemKind.RECORD_MISMATCH,
+                "a RECORD row is no file path: it holds a NUL byte",
+                rel.replace("\0", "\\0"),
+            )
+            continue
         unusual = _UNUSUAL_RECORD_PATH.search(rel) is not None
         if unusual:
             resolver = resolver or _Resolver(site)
