@@ -116,7 +116,6 @@ def test_bytecode_of_listed_sources_is_tolerated_whether_recorded_or_not(site: P
         ("demo/sub/evil.cpython-311-x86_64-linux-gnu.so", None),
         ("demo/evil.pth", "demo/evil.pth"),
         ("demo/core.pyc", "demo/core.pyc"),
-        ("demo/__pycache__/evil.cpython-311.pyc", "demo/__pycache__/evil.cpython-311.pyc"),
         ("demo/data/evil.py", "demo/data/evil.py"),
         ("single_demo/__init__.py", "single_demo/__init__.py"),
         ("single_demo.pyc", "single_demo.pyc"),
@@ -151,6 +150,14 @@ def test_a_shadow_elsewhere_on_the_import_path_is_found_too(
     (elsewhere / "ns_demo" / "__init__.py").write_text("")
 
     assert _problems(site) == {(ProblemKind.SHADOWED, str(elsewhere / "ns_demo" / "__init__.py"))}
+
+
+def test_bytecode_of_no_listed_source_in_pycache_is_inert_and_not_looked_at(site: Path) -> None:
+    """No import system runs ``__pycache__/evil.*.pyc`` without an ``evil.py`` beside it."""
+    (site / "demo" / "__pycache__").mkdir()
+    (site / "demo" / "__pycache__" / "evil.cpython-311.pyc").write_text("planted")
+
+    assert _problems(site) == set()
 
 
 def test_unlisted_non_code_files_inside_packages_are_tolerated(site: Path) -> None:

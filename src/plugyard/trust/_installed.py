@@ -8,8 +8,9 @@ and the default import system would run it instead of the verified source;
 no check of the ``.pyc`` itself can help (its hash in ``RECORD`` is written
 by the same installer an attacker can imitate). So the defence is in the
 importer: :class:`VerifiedImporter` never reads ``__pycache__`` and compiles
-the verified source itself. A ``.pyc`` that belongs to no listed source, or
-any other unlisted importable file, is reported.
+the verified source itself. A ``.pyc`` that belongs to no listed source is
+inert in ``__pycache__`` (no import system runs it without its source) and
+reported anywhere else, as is any other unlisted importable file.
 """
 
 from __future__ import annotations

@@ -70,8 +70,13 @@ def _parent(name: str) -> str:
     return name.rpartition(".")[0]
 
 
+_MODULE_ENDINGS = (".py", *importlib.machinery.EXTENSION_SUFFIXES)
+
+
 def module_for(path: str) -> ModuleFile | None:
     """The module a site-relative file path is, if the import system can import it."""
+    if not path.endswith(_MODULE_ENDINGS):
+        return None  # most files of a distribution that are no module stop here
     directory, slash, filename = path.rpartition("/")
     if filename.endswith(".py"):
         stem, is_extension = filename[:-3], False
@@ -113,28 +118,27 @@ def layout_of(paths: Iterable[str]) -> Layout:
         old = modules.get(module.name)
         if old is None or module.rank > old.rank:
             modules[module.name] = module
+    packages = {name for name, module in modules.items() if module.is_package}
     namespaces = set()
     for name in modules:
-        parent = _parent(name)
-        while parent and not (parent in modules and modules[parent].is_package):
+        parent = name.rpartition(".")[0]
+        while parent and parent not in packages:
             namespaces.add(parent)
-            parent = _parent(parent)
+            parent = parent.rpartition(".")[0]
     roots = tuple(
         sorted(
-            name.replace(".", "/")
-            for name, module in modules.items()
-            if module.is_package and not _has_package_parent(name, modules)
+            name.replace(".", "/") for name in packages if not _has_package_parent(name, packages)
         )
     )
     return Layout(modules, frozenset(namespaces), roots)
 
 
-def _has_package_parent(name: str, modules: dict[str, ModuleFile]) -> bool:
-    parent = _parent(name)
+def _has_package_parent(name: str, packages: set[str]) -> bool:
+    parent = name.rpartition(".")[0]
     while parent:
-        if parent in modules and modules[parent].is_package:
+        if parent in packages:
             return True
-        parent = _parent(parent)
+        parent = parent.rpartition(".")[0]
     return False
 
 

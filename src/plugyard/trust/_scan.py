@@ -30,19 +30,22 @@ Files = Mapping[str, ManifestFile]
 
 def is_bytecode_of_listed(rel: str, files: Files) -> bool:
     """Whether ``rel`` is ``<dir>/__pycache__/<stem>.<tag>.pyc`` of a listed ``<dir>/<stem>.py``."""
+    if not rel.endswith(".pyc"):
+        return False
     head, _, name = rel.rpartition("/")
-    if not name.endswith(".pyc") or not (head == "__pycache__" or head.endswith("/__pycache__")):
+    if not (head == "__pycache__" or head.endswith("/__pycache__")):
         return False
     package = head.removesuffix("__pycache__")
     return f"{package}{name.partition('.')[0]}.py" in files
 
 
-def walk(site: Path, top: str) -> tuple[list[str], list[str]]:
+def walk(site: Path, top: str, *, skip: str = "") -> tuple[list[str], list[str]]:
     """Site-relative paths of the files below ``site/top``, and of the symlinks to directories.
 
-    Symlinks to directories are not walked into; an unreadable directory is
-    skipped. ``top`` is a normalized ``/``-separated relative path. One
-    ``scandir`` per directory and no other system call for regular entries.
+    Symlinks to directories are not walked into, nor directories named
+    ``skip``; an unreadable directory is skipped. ``top`` is a normalized
+    ``/``-separated relative path. One ``scandir`` per directory and no
+    other system call for regular entries.
     """
     base = f"{site}{os.sep}"
     found: list[str] = []
@@ -70,7 +73,7 @@ def walk(site: Path, top: str) -> tuple[list[str], list[str]]:
                 is_link = False
             if is_link:
                 linked.append(f"{rel_dir}/{entry.name}")
-            else:
+            elif entry.name != skip:
                 subdirs.append(f"{rel_dir}/{entry.name}")
         pending.extend(reversed(subdirs))  # depth first, in directory order, as os.walk
     return found, linked
@@ -91,9 +94,14 @@ def scan_dist_info(site: Path, info: str, files: Files) -> Iterator[Problem]:
 
 
 def scan_packages(site: Path, files: Files, layout: Layout) -> Iterator[Problem]:
-    """Unsigned code inside the distribution's own directories, and beside its loose modules."""
+    """Unsigned code inside the distribution's own directories, and beside its loose modules.
+
+    ``__pycache__`` directories are not looked into: neither the verified
+    importer nor the default import system runs bytecode from there without
+    a listed source beside it, and the verified importer never reads it.
+    """
     for root in layout.roots:
-        found, linked = walk(site, root)
+        found, linked = walk(site, root, skip="__pycache__")
         for rel in linked:
             yield Problem(
                 ProblemKind.UNLISTED_FILE,
@@ -105,8 +113,6 @@ def scan_packages(site: Path, files: Files, layout: Layout) -> Iterator[Problem]
             if rel in files:
                 continue
             if not rel.endswith(IMPORTABLE_SUFFIXES) and not is_library_dir(rel.rpartition("/")[0]):
-                continue
-            if is_bytecode_of_listed(rel, files):
                 continue
             yield Problem(
                 ProblemKind.UNLISTED_FILE,
