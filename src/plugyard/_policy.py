@@ -43,6 +43,11 @@ class TrustPolicy:
     imported. A verified distribution is then imported only from the bytes
     that were verified (see :class:`plugyard.trust.VerifiedImporter`).
 
+    A mode is the plugin's own: a module entry point's mode covers importing
+    it, and each plugin its code registers is judged by its own mode. Code
+    let in under ``warn`` or ``off`` cannot register, replace or be
+    credited with a plugin whose mode is ``require``.
+
     Attributes:
         mode: The mode for every group and plugin not named below.
         keyring: The trusted keys; required unless every mode is ``off``.

@@ -88,17 +88,21 @@ def path_problem(path: str) -> str | None:
 
 
 class ManifestFile(NamedTuple):
-    """One file of a signed manifest (a tuple: one is made per file of every verification).
+    """One file of a signed manifest: ``(path, digest, size)``.
 
-    Attributes:
-        path: Its path in the wheel.
-        digest: ``sha256=`` + urlsafe base64 of its SHA-256, as in ``RECORD``.
-        size: Its size in bytes.
+    A named tuple rather than an attrs class: one is made per file of every
+    verification.
     """
 
     path: str
     digest: str
     size: int
+
+
+# The fields' documentation (a named tuple's fields are properties of the class).
+ManifestFile.path.__doc__ = "Its path in the wheel."
+ManifestFile.digest.__doc__ = "``sha256=`` + urlsafe base64 of its SHA-256, as in ``RECORD``."
+ManifestFile.size.__doc__ = "Its size in bytes."
 
 
 @attrs.frozen
