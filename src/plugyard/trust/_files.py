@@ -6,7 +6,6 @@ import binascii
 import hashlib
 import os
 import stat
-from pathlib import Path
 
 _CHUNK = 1024 * 1024
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
@@ -37,17 +36,23 @@ def open_regular(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
     return fd, st
 
 
-def read_small(path: Path, limit: int) -> bytes | None:
+def read_small(path: str | os.PathLike[str], limit: int) -> bytes | None:
     """The file's first ``limit`` bytes, or ``None`` if it is not a readable regular file."""
     try:
-        fd, _ = open_regular(path)
+        fd, st = open_regular(path)
     except OSError:
         return None
     chunks = []
     try:
-        while limit > 0 and (chunk := os.read(fd, min(limit, _CHUNK))):
+        # One byte more than its size: a regular file that did not grow is read
+        # whole in one call, and the short read says it ended.
+        want = min(limit, st.st_size + 1, _CHUNK)
+        while limit > 0 and (chunk := os.read(fd, want)):
             chunks.append(chunk)
             limit -= len(chunk)
+            if len(chunk) < want:
+                break
+            want = min(limit, _CHUNK)
     except OSError:
         return None
     finally:

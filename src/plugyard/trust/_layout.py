@@ -71,6 +71,7 @@ def _parent(name: str) -> str:
 
 
 _MODULE_ENDINGS = (".py", *importlib.machinery.EXTENSION_SUFFIXES)
+_new = tuple.__new__
 
 
 def module_for(path: str) -> ModuleFile | None:
@@ -89,16 +90,17 @@ def module_for(path: str) -> ModuleFile | None:
         stem, is_extension = filename[: -len(suffix)], True
     if not stem.isidentifier():
         return None
+    # tuple.__new__: the named tuple's own __new__ is a Python function.
     if not slash:
         if stem == "__init__":
             return None
-        return ModuleFile(stem, path, False, is_extension)
+        return _new(ModuleFile, (stem, path, False, is_extension))
     package = _dotted(directory)
     if package is None:
         return None
     if stem == "__init__":
-        return ModuleFile(package, path, True, is_extension)
-    return ModuleFile(f"{package}.{stem}", path, False, is_extension)
+        return _new(ModuleFile, (package, path, True, is_extension))
+    return _new(ModuleFile, (f"{package}.{stem}", path, False, is_extension))
 
 
 @functools.lru_cache(maxsize=1024)

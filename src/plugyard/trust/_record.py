@@ -59,7 +59,7 @@ def check_record(
         scripts: The file names declared console scripts may have (:func:`scripts_of`).
     """
     record_rel = f"{info}/RECORD"
-    raw = read_small(site / info / "RECORD", _MAX_TEXT)
+    raw = read_small(f"{site}{os.sep}{info}{os.sep}RECORD", _MAX_TEXT)
     if raw is None:
         yield Problem(ProblemKind.RECORD_MISMATCH, "there is no installed RECORD", record_rel)
         return
@@ -75,6 +75,18 @@ def check_record(
         if not row or not row[0]:
             continue
         rel = row[0]
+        entry = files.get(rel)
+        if entry is not None:  # a signed path: plain and relative by construction
+            listed.add(rel)
+            if len(row) > 1 and row[1] and row[1] != entry.digest:
+                yield Problem(
+                    ProblemKind.RECORD_MISMATCH,
+                    "RECORD's hash differs from the signed manifest",
+                    rel,
+                    expected=entry.digest,
+                    actual=row[1],
+                )
+            continue
         if "\0" in rel:
             yield Problem(
                 ProblemKind.RECORD_MISMATCH,
@@ -92,18 +104,18 @@ def check_record(
                     yield problem
                 continue
             rel = inside
-        listed.add(rel)
-        entry = files.get(rel)
-        if entry is not None:
-            if len(row) > 1 and row[1] and row[1] != entry.digest:
-                yield Problem(
-                    ProblemKind.RECORD_MISMATCH,
-                    "RECORD's hash differs from the signed manifest",
-                    rel,
-                    expected=entry.digest,
-                    actual=row[1],
-                )
-            continue
+            listed.add(rel)
+            entry = files.get(rel)
+            if entry is not None:
+                if len(row) > 1 and row[1] and row[1] != entry.digest:
+                    yield Problem(
+                        ProblemKind.RECORD_MISMATCH,
+                        "RECORD's hash differs from the signed manifest",
+                        rel,
+                        expected=entry.digest,
+                        actual=row[1],
+                    )
+                continue
         if rel.startswith(info_prefix) and rel[len(info_prefix) :] in INSTALLER_FILES:
             continue
         if is_bytecode_of_listed(rel, files):

@@ -122,30 +122,22 @@ def scan_packages(site: Path, files: Files, layout: Layout) -> Iterator[Problem]
     # Outside the roots, other distributions may share a directory (namespace
     # packages, site-packages itself); look only for files that would shadow
     # or replace this distribution's modules.
+    site_text = str(site)
     for module in layout.loose_modules:
         if module.is_package:
             continue
         base = module.path.rpartition("/")[0]
         stem = module.name.rpartition(".")[2]
-        for candidate in _module_files(site, base, stem):
+        directory = os.path.join(site_text, *base.split("/")) if base else site_text
+        prefix = f"{site_text}{os.sep}"
+        for shadow in shadows(directory, stem):
+            candidate = shadow[len(prefix) :].replace(os.sep, "/")
             if candidate not in files:
                 yield Problem(
                     ProblemKind.UNLISTED_FILE,
                     f"would be imported instead of the module {module.name!r}",
                     candidate,
                 )
-
-
-def _module_files(site: Path, base: str, stem: str) -> Iterator[str]:
-    """Existing files that the import system would load as ``base/stem``."""
-    prefix = f"{base}/" if base else ""
-    names = [f"{stem}{suffix}" for suffix in IMPORTABLE_SUFFIXES if suffix != ".pth"]
-    names.extend(f"{stem}/__init__{suffix}" for suffix in IMPORTABLE_SUFFIXES)
-    site_prefix = f"{site}{os.sep}"
-    for name in names:
-        rel = f"{prefix}{name}"
-        if os.path.isfile(site_prefix + rel):
-            yield rel
 
 
 def scan_libraries(site: Path, files: Files) -> Iterator[Problem]:

@@ -244,11 +244,13 @@ def _check_metadata(zf: zipfile.ZipFile, scan: _Scan) -> None:
 
 def parse_metadata(raw: bytes) -> tuple[str | None, str | None]:
     """The ``Name`` and ``Version`` of a ``METADATA`` file, where present."""
-    text = raw.decode("utf-8", errors="replace")
     # The headers end at the first empty line at the latest; after it comes the
     # description, which the parser would split into lines only to keep them.
-    # Each of these pairs holds an empty line, so cutting after it keeps every header.
-    ends = [i for i in (text.find("\n\n"), text.find("\r\r"), text.find("\n\r")) if i >= 0]
+    # Each of these pairs holds an empty line, so cutting after it keeps every header;
+    # no UTF-8 sequence holds a newline byte, so the bytes can be cut before decoding.
+    blank = raw.find(b"\n\n")
+    text = (raw if blank < 0 else raw[: blank + 2]).decode("utf-8", errors="replace")
+    ends = [i for i in (text.find("\r\r"), text.find("\n\r")) if i >= 0]
     if ends:
         text = text[: min(ends) + 2]
     simple = _simple_headers(text)
@@ -272,17 +274,25 @@ def _simple_headers(text: str) -> dict[str, str] | None:
     Keys are lowercased; the first of a repeated header counts, as with
     ``Message.get``. ``None`` when anything is unusual (a continuation line, a
     line that is not a header, a carriage return): the email parser decides those.
+    Reading stops once ``Name`` and ``Version`` are read (and not continued):
+    the parser would read the same for them, whatever follows.
     """
     if "\r" in text:
         return None
     headers: dict[str, str] = {}
-    for line in text.split("\n"):
+    lines = text.split("\n")
+    for number, line in enumerate(lines):
         if not line:
             break
         match = _SIMPLE_HEADER.fullmatch(line)
         if match is None:
             return None
         headers.setdefault(match[1].lower(), match[2])
+        # Name and Version are near the top: stop there, unless a continuation follows.
+        if "name" in headers and "version" in headers:
+            following = lines[number + 1] if number + 1 < len(lines) else ""
+            if not following.startswith((" ", "\t")):
+                break
     return headers
 
 
