@@ -785,3 +785,45 @@ def test_a_symlinked_cache_entry_is_not_followed(
     with VerifiedImporter(cache) as importer:
         importer.add(dist.result)
         assert importlib.import_module(dist.package).VALUE == "genuine"
+
+
+def test_a_module_symlinked_to_a_file_the_attacker_keeps_is_checked_at_import(
+    install: Callable[..., Installed], importer: VerifiedImporter, tmp_path: Path
+) -> None:
+    """Same bytes at verification; changed through the link target before the lazy import."""
+    dist = install(PACKAGE)
+    deep = dist.site / dist.package / "sub" / "deep.py"
+    kept = tmp_path / "kept.py"
+    kept.write_bytes(deep.read_bytes())
+    deep.unlink()
+    deep.symlink_to(kept)
+    result = verify_distribution(dist.name, RING, path=[dist.site])
+    assert result.ok, result.problems
+    importer.add(result)
+    importlib.import_module(dist.package)
+
+    kept.write_text("raise SystemExit('through the symlink')\n")
+    with pytest.raises(SignatureError) as exc:
+        importlib.import_module(f"{dist.package}.sub.deep")
+
+    assert [p.kind for p in exc.value.problems] == [ProblemKind.HASH_MISMATCH]
+
+
+def test_a_package_symlinked_into_a_verified_package_is_refused(
+    install: Callable[..., Installed], importer: VerifiedImporter, tmp_path: Path
+) -> None:
+    dist = install(PACKAGE)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "__init__.py").write_text("raise SystemExit('through the symlink')\n")
+    (dist.site / dist.package / "linked").symlink_to(elsewhere)
+
+    problems = verify_distribution(dist.name, RING, path=[dist.site]).problems
+    importer.add(dist.result)  # verified before the link was made
+    with pytest.raises(SignatureError) as exc:
+        importlib.import_module(f"{dist.package}.linked")
+
+    assert [(p.kind, p.path) for p in problems] == [
+        (ProblemKind.UNLISTED_FILE, f"{dist.package}/linked")
+    ]
+    assert exc.value.problems[0].kind is ProblemKind.UNLISTED_FILE

@@ -100,6 +100,11 @@ def fixture_world(
     (case("garbage") / SIG).write_bytes(b"\x89PNG\r\n\x1a\n not a signature")
     unsigned = install_wheel(attack_wheels.unsigned["atk-victim"], root / "unsigned-install")
     cases["unsigned"] = _copy(unsigned, root / "unsigned")
+    planted = root / "attacker-owned" / "plugins"
+    planted.mkdir(parents=True)
+    (planted / "__init__.py").write_text(evil("a package through a symlink ran"))
+    (case("symlinked-dir") / "atkvictim" / "plugins").symlink_to(planted)
+    (case("case-variant") / "atkvictim" / "Core.py").write_text(evil("Core.py ran"))
     (case("editable") / INFO / "direct_url.json").write_text(
         json.dumps({"url": "file:///src/atk-victim", "dir_info": {"editable": True}})
     )
@@ -155,6 +160,9 @@ def test_genuine_installations_load_through_the_verified_importer(
         ("garbage", "malformed-signature", SIG),
         ("unsigned", "missing-signature", SIG),
         ("editable", "editable-install", f"{INFO}/direct_url.json"),
+        # Beyond the first review: a directory symlinked into the package, a case variant.
+        ("symlinked-dir", "unlisted-file", "atkvictim/plugins"),
+        ("case-variant", "unlisted-file", "atkvictim/Core.py"),
     ],
 )
 def test_tampered_installations_fail_with_their_dependents_and_verify_says_so(
