@@ -679,7 +679,7 @@ def _cache_entries(directory: Path) -> list[str]:
 def _evil_entry(dist: Installed, module: str) -> tuple[str, bytes]:
     """The cache entry an attacker writes for ``module``: its key, planted code."""
     path = str(dist.site / module)
-    digest = next(m.digest for m in _modules_of(dist) if m.path == path)
+    digest = next(m.raw_digest for m in _modules_of(dist) if m.path == path)
     code = compile("raise SystemExit('code from the cache ran')\n", path, "exec")
     name = _codecache.CodeCache.key(path, digest)
     return name, importlib.util.MAGIC_NUMBER + digest + marshal.dumps(code)
@@ -827,3 +827,15 @@ def test_a_package_symlinked_into_a_verified_package_is_refused(
         (ProblemKind.UNLISTED_FILE, f"{dist.package}/linked")
     ]
     assert exc.value.problems[0].kind is ProblemKind.UNLISTED_FILE
+
+
+def test_cached_names_the_standard_location_as_importlib_would(
+    install: Callable[..., Installed], importer: VerifiedImporter
+) -> None:
+    dist = install(PACKAGE)
+    importer.add(dist.result)
+
+    module = importlib.import_module(f"{dist.package}.sub.deep")
+
+    assert module.__file__ is not None
+    assert module.__cached__ == importlib.util.cache_from_source(module.__file__)

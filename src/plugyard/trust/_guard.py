@@ -116,7 +116,7 @@ def watch(importer: VerifiedImporter, directories: Iterable[str]) -> None:
         finder = cache.get(directory)
         if isinstance(finder, Guard) and finder.importer is importer:
             continue
-        cache[directory] = Guard(importer, finder if finder is not None else _finder(directory))
+        cache[directory] = Guard(importer, finder, directory)
 
 
 def _finder(directory: str) -> Any:
@@ -134,12 +134,24 @@ class Guard:
 
     Args:
         importer: The verified importer (held weakly).
-        base: The path entry finder it stands in front of, or ``None``.
+        base: The path entry finder it stands in front of; ``None`` to make
+            it from the path hooks, as ``PathFinder`` would, when first needed.
+        directory: The directory it finds modules in.
     """
 
-    def __init__(self, importer: VerifiedImporter, base: Any) -> None:
+    def __init__(self, importer: VerifiedImporter, base: Any, directory: str) -> None:
         self._importer = weakref.ref(importer)
-        self.base = base
+        self._base = base
+        self._resolved = base is not None
+        self.path = directory
+
+    @property
+    def base(self) -> Any:
+        """The path entry finder behind this one, if the path hooks make one."""
+        if not self._resolved:
+            self._base = _finder(self.path)
+            self._resolved = True
+        return self._base
 
     @property
     def importer(self) -> VerifiedImporter | None:
@@ -159,9 +171,10 @@ class Guard:
             parent = fullname.rpartition(".")[0]
             search = getattr(sys.modules.get(parent), "__path__", None) if parent else None
             return importer.find_spec(fullname, search, target)
-        if self.base is None:
+        base = self.base
+        if base is None:
             return None
-        spec: importlib.machinery.ModuleSpec | None = self.base.find_spec(fullname, target)
+        spec: importlib.machinery.ModuleSpec | None = base.find_spec(fullname, target)
         return spec
 
     def invalidate_caches(self) -> None:
@@ -180,6 +193,6 @@ class Guard:
         return found
 
     def __getattr__(self, name: str) -> Any:
-        if name == "base":
+        if name.startswith("_"):  # not set yet, or not ours to pass on
             raise AttributeError(name)
         return getattr(self.base, name)

@@ -25,15 +25,14 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import CodeType, ModuleType
-
-import attrs
+from typing import NamedTuple
 
 from . import _guard
 from ._codecache import CodeCache
 from ._files import hash_file, record_hash
 from ._keys import StrPath
 from ._layout import is_library_dir, layout_of, search_dirs, shadows
-from ._manifest import digest_of
+from ._manifest import ManifestFile, digest_of
 from ._problems import Problem, ProblemKind, SignatureError, VerificationResult
 from ._resources import (
     Signed,
@@ -42,6 +41,9 @@ from ._resources import (
     read_verified,
     refuse_unlisted,
 )
+
+_new = tuple.__new__
+_TAG = sys.implementation.cache_tag
 
 
 def _cache_root() -> Path:
@@ -54,27 +56,61 @@ def default_cache_dir() -> Path:
     return _cache_root() / "plugyard" / "code"
 
 
-@attrs.frozen
-class _Module:
+class _Module(NamedTuple):
+    """A module of a verified distribution (a tuple: one is made per module of each one)."""
+
     name: str
     distribution: str
     path: str
-    digest: bytes
+    #: The verified hash, as the manifest writes it.
+    digest: str
     is_package: bool
     is_extension: bool
 
+    @property
+    def raw_digest(self) -> bytes:
+        """The verified SHA-256."""
+        return digest_of(self.digest)
 
-@attrs.frozen
+
 class _Distribution:
-    """What the importer keeps of one verified distribution."""
+    """What the importer keeps of one verified distribution.
 
-    name: str
-    version: str | None
-    site: str
-    #: Every signed file, by absolute path.
-    files: Mapping[str, bytes]
-    #: Absolute paths of the directories of vendored shared libraries.
-    libraries: tuple[str, ...]
+    The absolute paths of its files are worked out when first needed (for
+    package data, ``pkgutil.get_data`` and extension modules), not when it
+    is added.
+    """
+
+    __slots__ = ("_files", "_libraries", "name", "prefix", "signed", "version")
+
+    def __init__(
+        self, name: str, version: str | None, prefix: str, signed: Mapping[str, ManifestFile]
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.prefix = prefix
+        self.signed = signed
+        self._files: dict[str, bytes] | None = None
+        self._libraries: tuple[str, ...] | None = None
+
+    def absolute(self, rel: str) -> str:
+        """The absolute path of a site-relative one."""
+        return self.prefix + rel.replace("/", os.sep)
+
+    @property
+    def files(self) -> Mapping[str, bytes]:
+        """Every signed file's SHA-256, by absolute path."""
+        if self._files is None:
+            self._files = {self.absolute(r): digest_of(f.digest) for r, f in self.signed.items()}
+        return self._files
+
+    @property
+    def libraries(self) -> tuple[str, ...]:
+        """Absolute paths of the directories of vendored shared libraries."""
+        if self._libraries is None:
+            dirs = {rel.rpartition("/")[0] for rel in self.signed}
+            self._libraries = tuple(sorted(self.absolute(d) for d in dirs if is_library_dir(d)))
+        return self._libraries
 
     def package_files(self, directory: str) -> dict[str, Signed]:
         """The signed files below ``directory``, by ``/``-separated path relative to it."""
@@ -100,7 +136,7 @@ class _VerifiedLoader(importlib.abc.InspectLoader):
 
     def _verified_source(self) -> bytes:
         m = self._module
-        return read_verified(m.path, m.digest, m.distribution)
+        return read_verified(m.path, m.raw_digest, m.distribution)
 
     def get_code(self, fullname: str) -> CodeType:
         """Verify the source and return its code, compiled or from the cache.
@@ -108,13 +144,14 @@ class _VerifiedLoader(importlib.abc.InspectLoader):
         Raises:
             SignatureError: the file changed since it was verified.
         """
-        data = self._verified_source()
         m = self._module
+        digest = m.raw_digest
+        data = read_verified(m.path, digest, m.distribution)
         cache = self._importer._cache
-        code = cache.load(m.path, m.digest)
+        code = cache.load(m.path, digest)
         if code is None:
             code = compile(data, m.path, "exec", dont_inherit=True)
-            cache.store(m.path, m.digest, code)
+            cache.store(m.path, digest, code)
         return code
 
     def get_source(self, fullname: str) -> str:
@@ -319,30 +356,22 @@ class VerifiedImporter(importlib.abc.MetaPathFinder):
         base = str(site)
         prefix = "" if base == "." else base if base.endswith(os.sep) else base + os.sep
 
-        def absolute(rel: str) -> str:
-            return prefix + rel.replace("/", os.sep)
-
-        new: dict[str, _Module] = {}
-        for modname, module in layout.modules.items():
-            new[modname] = _Module(
-                modname,
-                name,
-                absolute(module.path),
-                digest_of(files[module.path].digest),
-                module.is_package,
-                module.is_extension,
+        dist = _Distribution(name, result.version, prefix, files)
+        absolute = dist.absolute
+        new = {
+            modname: _new(
+                _Module,
+                (
+                    modname,
+                    name,
+                    absolute(module.path),
+                    files[module.path].digest,
+                    module.is_package,
+                    module.is_extension,
+                ),
             )
-        dist = _Distribution(
-            name,
-            result.version,
-            base,
-            {absolute(rel): digest_of(f.digest) for rel, f in files.items()},
-            tuple(
-                sorted(
-                    {absolute(d) for rel in files if is_library_dir(d := rel.rpartition("/")[0])}
-                )
-            ),
-        )
+            for modname, module in layout.modules.items()
+        }
         portions = {ns: absolute(ns.replace(".", "/")) for ns in layout.namespaces}
         with self._lock:
             conflicts = self._conflicts(name, new, portions)
@@ -472,6 +501,12 @@ class VerifiedImporter(importlib.abc.MetaPathFinder):
             module.name, loader, origin=module.path, is_package=module.is_package
         )
         spec.has_location = True
+        if not module.is_extension and _TAG is not None and sys.pycache_prefix is None:
+            # What importlib's cache_from_source says, in one f-string: import
+            # machinery would work it out for __cached__ with a dozen calls.
+            head, sep, tail = module.path.rpartition(os.sep)
+            opt = f".opt-{sys.flags.optimize}" if sys.flags.optimize else ""
+            spec.cached = f"{head}{sep}__pycache__{sep}{tail[:-3]}.{_TAG}{opt}.pyc"
         if module.is_package:
             spec.submodule_search_locations = [os.path.dirname(module.path)]
         return spec
@@ -507,7 +542,7 @@ class VerifiedImporter(importlib.abc.MetaPathFinder):
     def _check_extension(self, module: _Module) -> None:
         """Hash the extension and every shared library its distribution vendors, now."""
         dist = self._dists.get(module.distribution)
-        checks = [(module.path, module.digest)]
+        checks = [(module.path, module.raw_digest)]
         for directory in dist.libraries if dist is not None else ():
             assert dist is not None  # noqa: S101 - the loop is empty otherwise
             listed = {p: d for p, d in dist.files.items() if os.path.dirname(p) == directory}
