@@ -22,6 +22,7 @@ import attrs
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+import plugyard
 from plugyard.trust import (
     ProblemKind,
     SignatureError,
@@ -35,7 +36,7 @@ from plugyard.trust import (
     verify_wheel,
 )
 from plugyard.trust._layout import layout_of
-from trust_helpers import forge_pyc, install_wheel, keyring_of, write_wheel
+from trust_helpers import dist_info_of, forge_pyc, install_wheel, keyring_of, write_wheel
 
 KEY = Ed25519PrivateKey.generate()
 RING = keyring_of(KEY)
@@ -66,10 +67,16 @@ def fixture_clean_imports() -> Iterator[None]:
 
 @pytest.fixture(name="install")
 def fixture_install(tmp_path: Path, clean_imports: None) -> Callable[..., Installed]:
-    def install(files: dict[str, str], *, on_path: bool = False) -> Installed:
+    def install(
+        files: dict[str, str], *, on_path: bool = False, entry_points: str | None = None
+    ) -> Installed:
         n = next(_numbers)
         package, name = f"vpkg{n}", f"vdist{n}"
         concrete = {p.replace("PKG", package): c for p, c in files.items()}
+        if entry_points is not None:
+            concrete[f"{dist_info_of(name, '1.0')}/entry_points.txt"] = entry_points.replace(
+                "PKG", package
+            )
         root = tmp_path / f"d{n}"
         wheel = sign_wheel(write_wheel(root / "dist", concrete, name=name), KEY)
         site = install_wheel(wheel, root / "install")
@@ -839,3 +846,35 @@ def test_cached_names_the_standard_location_as_importlib_would(
 
     assert module.__file__ is not None
     assert module.__cached__ == importlib.util.cache_from_source(module.__file__)
+
+
+def test_through_the_manager_a_lazy_import_refused_in_a_call_raises_from_the_call(
+    install: Callable[..., Installed],
+) -> None:
+    """As docs/security.md says: refused in a call, the call raises; the plugin stays."""
+    group = f"tests.lazy{next(_numbers)}"
+    dist = install(
+        {
+            "PKG/__init__.py": (
+                "import importlib\n"
+                "class Lazy:\n"
+                "    def setup(self, ctx):\n"
+                "        importlib.import_module(__name__ + '.first')\n"
+                "    def execute(self, data=None):\n"
+                "        return importlib.import_module(__name__ + '.later').VALUE\n"
+            ),
+            "PKG/first.py": "",
+            "PKG/later.py": "VALUE = 'genuine'\n",
+        },
+        entry_points=f"[{group}]\nlazy = PKG:Lazy\n",
+    )
+    policy = plugyard.TrustPolicy(mode="require", keyring=RING)
+    with plugyard.PluginManager(group=group, trust=policy, path=[str(dist.site)]) as manager:
+        manager.load("lazy")
+        (dist.site / dist.package / "later.py").write_text("VALUE = 'changed'\n")
+
+        with pytest.raises(SignatureError) as exc:
+            manager.execute("lazy")
+
+        assert exc.value.problems[0].kind is ProblemKind.HASH_MISMATCH
+        assert manager.states()["lazy"] is plugyard.PluginState.ACTIVE
