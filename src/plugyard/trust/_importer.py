@@ -25,14 +25,14 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import CodeType, ModuleType
-from typing import NamedTuple
 
 from . import _guard
+from ._added import AddedDistribution, AddedModule
 from ._codecache import CodeCache
 from ._files import hash_file, record_hash
 from ._keys import StrPath
-from ._layout import is_library_dir, layout_of, search_dirs, shadows
-from ._manifest import ManifestFile, digest_of
+from ._layout import layout_of, search_dirs, shadows
+from ._manifest import digest_of
 from ._problems import Problem, ProblemKind, SignatureError, VerificationResult
 from ._resources import (
     Signed,
@@ -56,76 +56,10 @@ def default_cache_dir() -> Path:
     return _cache_root() / "plugyard" / "code"
 
 
-class _Module(NamedTuple):
-    """A module of a verified distribution (a tuple: one is made per module of each one)."""
-
-    name: str
-    distribution: str
-    path: str
-    #: The verified hash, as the manifest writes it.
-    digest: str
-    is_package: bool
-    is_extension: bool
-
-    @property
-    def raw_digest(self) -> bytes:
-        """The verified SHA-256."""
-        return digest_of(self.digest)
-
-
-class _Distribution:
-    """What the importer keeps of one verified distribution.
-
-    The absolute paths of its files are worked out when first needed (for
-    package data, ``pkgutil.get_data`` and extension modules), not when it
-    is added.
-    """
-
-    __slots__ = ("_files", "_libraries", "name", "prefix", "signed", "version")
-
-    def __init__(
-        self, name: str, version: str | None, prefix: str, signed: Mapping[str, ManifestFile]
-    ) -> None:
-        self.name = name
-        self.version = version
-        self.prefix = prefix
-        self.signed = signed
-        self._files: dict[str, bytes] | None = None
-        self._libraries: tuple[str, ...] | None = None
-
-    def absolute(self, rel: str) -> str:
-        """The absolute path of a site-relative one."""
-        return self.prefix + rel.replace("/", os.sep)
-
-    @property
-    def files(self) -> Mapping[str, bytes]:
-        """Every signed file's SHA-256, by absolute path."""
-        if self._files is None:
-            self._files = {self.absolute(r): digest_of(f.digest) for r, f in self.signed.items()}
-        return self._files
-
-    @property
-    def libraries(self) -> tuple[str, ...]:
-        """Absolute paths of the directories of vendored shared libraries."""
-        if self._libraries is None:
-            dirs = {rel.rpartition("/")[0] for rel in self.signed}
-            self._libraries = tuple(sorted(self.absolute(d) for d in dirs if is_library_dir(d)))
-        return self._libraries
-
-    def package_files(self, directory: str) -> dict[str, Signed]:
-        """The signed files below ``directory``, by ``/``-separated path relative to it."""
-        prefix = directory + os.sep
-        return {
-            path[len(prefix) :].replace(os.sep, "/"): (path, digest, self.name)
-            for path, digest in self.files.items()
-            if path.startswith(prefix)
-        }
-
-
 class _VerifiedLoader(importlib.abc.InspectLoader):
     """Loads one verified source module from the bytes it verified."""
 
-    def __init__(self, module: _Module, importer: VerifiedImporter) -> None:
+    def __init__(self, module: AddedModule, importer: VerifiedImporter) -> None:
         self._module = module
         self._importer = importer
 
@@ -189,7 +123,7 @@ class _VerifiedLoader(importlib.abc.InspectLoader):
 class _VerifiedExtensionLoader(importlib.machinery.ExtensionFileLoader):
     """The standard extension loader, for an extension the importer checked just before."""
 
-    def __init__(self, module: _Module) -> None:
+    def __init__(self, module: AddedModule) -> None:
         super().__init__(module.name, module.path)
         self.distribution = module.distribution
 
@@ -275,10 +209,10 @@ class VerifiedImporter(importlib.abc.MetaPathFinder):
         self._cache = CodeCache(directory if cache else None, root)
         self._lock = threading.Lock()
         # Replaced whole on every change, so find_spec reads them without a lock.
-        self._modules: dict[str, _Module] = {}
+        self._modules: dict[str, AddedModule] = {}
         # Namespace package name -> (distribution, its portion's directory) pairs.
         self._namespaces: dict[str, tuple[tuple[str, str], ...]] = {}
-        self._dists: dict[str, _Distribution] = {}
+        self._dists: dict[str, AddedDistribution] = {}
         self.active = False
 
     @property
@@ -356,11 +290,11 @@ class VerifiedImporter(importlib.abc.MetaPathFinder):
         base = str(site)
         prefix = "" if base == "." else base if base.endswith(os.sep) else base + os.sep
 
-        dist = _Distribution(name, result.version, prefix, files)
+        dist = AddedDistribution(name, result.version, prefix, files)
         absolute = dist.absolute
         new = {
             modname: _new(
-                _Module,
+                AddedModule,
                 (
                     modname,
                     name,
@@ -389,7 +323,7 @@ class VerifiedImporter(importlib.abc.MetaPathFinder):
         return tuple(sorted({n.partition(".")[0] for n in new}))
 
     def _conflicts(
-        self, name: str, new: Mapping[str, _Module], portions: Mapping[str, str]
+        self, name: str, new: Mapping[str, AddedModule], portions: Mapping[str, str]
     ) -> list[Problem]:
         conflicts: list[Problem] = []
         for modname in sorted(new):
@@ -491,7 +425,7 @@ class VerifiedImporter(importlib.abc.MetaPathFinder):
             name=fullname,
         )
 
-    def _spec(self, module: _Module) -> importlib.machinery.ModuleSpec:
+    def _spec(self, module: AddedModule) -> importlib.machinery.ModuleSpec:
         if module.is_extension:
             self._check_extension(module)
             loader: importlib.abc.Loader = _VerifiedExtensionLoader(module)
@@ -539,7 +473,7 @@ class VerifiedImporter(importlib.abc.MetaPathFinder):
         spec.submodule_search_locations = locations
         return spec
 
-    def _check_extension(self, module: _Module) -> None:
+    def _check_extension(self, module: AddedModule) -> None:
         """Hash the extension and every shared library its distribution vendors, now."""
         dist = self._dists.get(module.distribution)
         checks = [(module.path, module.raw_digest)]
