@@ -325,6 +325,21 @@ CONTENDERS: dict[str, Contender] = {
         "bare-open",
         "signing.py",
     ),
+    "verify-single/plugyard": _c(
+        "verify_distribution, 1 module",
+        "`verify_distribution(dist, keyring)` of the one-module distribution (timeit, one process)",
+        None,
+        "verify",
+        "signing.py",
+    ),
+    "verify-single/bare": _c(
+        "bare pass, 1 module",
+        "the bare pass over the one-module distribution's signed files, then one Ed25519 "
+        "verify (timeit, one process)",
+        None,
+        "bare",
+        "signing.py",
+    ),
     "signed-import/verified": _c(
         "verified import",
         "`importer.add(result)`, `importer.install()`, `import sigbench` with a "
@@ -535,7 +550,14 @@ SIGNING_ROWS: list[Row] = [
         "Verify one installed, signed distribution of about 60 modules (one process)",
         "verify/plugyard",
         ("verify/bare", "verify/bare-open"),
-        targets={"verify/bare": 1.5},
+        targets={"verify/bare": 2.0},
+        per_n=False,
+    ),
+    Row(
+        "6.verify-1",
+        "Verify an installed, signed distribution of one module: the fixed cost (one process)",
+        "verify-single/plugyard",
+        ("verify-single/bare",),
         per_n=False,
     ),
     Row(
@@ -544,7 +566,7 @@ SIGNING_ROWS: list[Row] = [
         "compiled-code cache warm, verification not timed (fresh process)",
         "signed-import/verified",
         ("signed-import/normal",),
-        targets={"signed-import/normal": 1.3},
+        targets={"signed-import/normal": 1.1},
         per_n=False,
     ),
     Row(
@@ -779,6 +801,7 @@ class Bench:
     loop_ns: float = 0.0  # the empty timeit loop, per iteration
     metrics_switch: str = "not measured"  # how percall.py turned metrics on and off
     signed: signing.SignedSite | None = None  # the signing rows' distribution, once built
+    single: signing.SignedSite | None = None  # the one-module distribution of row 6.verify-1
     scaling_repeat: int = 5
     scaling_timeout: float = 120.0  # seconds, per process
     # Scaling probes that ran no figure at an N: "timed out", or "not run" after that.
@@ -909,8 +932,23 @@ def run_percall(bench: Bench, keys: Iterable[str], site: synth.Site) -> None:
 
 
 def run_signing(bench: Bench, keys: Iterable[str], signed: signing.SignedSite) -> None:
-    """Time the in-process signing contenders (``signing.py``) in one child process."""
-    _progress("signed: verify_distribution vs a bare pass, in one process")
+    """Time the in-process signing contenders (``signing.py``) in one child process per site.
+
+    The ``verify-single/`` contenders are timed on :attr:`Bench.single`, the rest on ``signed``.
+    """
+    keys = list(keys)
+    single = [k for k in keys if k.startswith("verify-single/")]
+    if single:
+        if bench.single is None:
+            bench.single = signing.make_signed_site(bench.tmp / "single", single=True)
+        _run_signing(bench, single, bench.single)
+    _run_signing(bench, [k for k in keys if k not in single], signed)
+
+
+def _run_signing(bench: Bench, keys: Sequence[str], signed: signing.SignedSite) -> None:
+    if not keys:
+        return
+    _progress(f"signed: verify_distribution vs a bare pass, {signed.path.parent.name}")
     argv = [
         sys.executable,
         str(HERE / "signing.py"),
@@ -1241,7 +1279,7 @@ def report(
             f"| {line.row.id}: {mine.label} ≤ {line.target:g}x {theirs.label} "
             f"| {line.ratio:.2f}x | **{verdict}** |"
         )
-    if TARGET_N not in ns:
+    if TARGET_N not in ns and any(row.per_n and row.targets for row in ROWS):
         out.append(f"| (N={TARGET_N} was not in this run; targets at other N are not judged) | | |")
     out += [
         "",
@@ -1518,7 +1556,8 @@ def _signing_method(signed: signing.SignedSite | None) -> list[str]:
         "- Row 6.verify: `benchmarks/signing.py`, `timeit` in one process, the contenders "
         "alternating; the page cache is warm. The target's peer is the bare pass with "
         "`os.read`, the cheapest way Python reads a file (what `verify_distribution` does "
-        "too); the pass with `open()` is shown for scale.",
+        "too); the pass with `open()` is shown for scale. Row 6.verify-1 is the same on "
+        f"`{signing.SINGLE_DIST}`, the same metadata with one module: the fixed cost.",
         "- Rows 6.import and 6.import-verify: fresh processes with the site on `PYTHONPATH`. "
         "Before the clock: `import plugyard.trust`, the keyring read, the distribution found "
         "with `importlib.metadata`, the `VerifiedImporter` made. Its compiled-code cache is "
@@ -1552,9 +1591,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["scaling", "stevedore"],
-        help="measure only these rows: the scaling rows, or section 8 (issue 11); by "
-        "default every row",
+        choices=["scaling", "stevedore", "signing"],
+        help="measure only these rows: the scaling rows, section 8 (issue 11) or the signing "
+        "rows (section 6); by default every row",
     )
     parser.add_argument(
         "--scaling-n",
@@ -1579,7 +1618,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--out",
         type=Path,
         help="the report; by default benchmarks/results/latest.md, or "
-        "benchmarks/results/scaling.md with --only scaling",
+        "benchmarks/results/scaling.md with --only scaling, benchmarks/results/signing.md "
+        "with --only signing",
     )
     parser.add_argument(
         "--list-rows", action="store_true", help="print the rows as JSON, measure nothing"
@@ -1587,6 +1627,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     only_scaling = args.only == "scaling"
     only_stevedore = args.only == "stevedore"
+    only_signing = args.only == "signing"
+    if only_signing:
+        ROWS[:] = SIGNING_ROWS  # this run measures and reports section 6 alone
     if args.list_rows:
         listed: list[dict[str, object]]
         if only_scaling:
@@ -1606,9 +1649,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             ]
         print(json.dumps(listed, indent=1))
         return
-    default = {"scaling": "scaling.md", "stevedore": "stevedore.md"}.get(args.only, "latest.md")
+    default = {"scaling": "scaling.md", "stevedore": "stevedore.md", "signing": "signing.md"}.get(
+        args.only, "latest.md"
+    )
     out = args.out or HERE / "results" / default
-    scaling_ns = sorted(set(args.scaling_n))
+    scaling_ns = [] if only_signing or only_stevedore else sorted(set(args.scaling_n))
     started = time.monotonic()
     info = machine()
     with tempfile.TemporaryDirectory(prefix="plugyard-bench-") as tmp:
@@ -1621,9 +1666,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         if only_stevedore:
             measure(bench, args.n, STEVEDORE_ROWS)
+        elif only_signing:
+            measure(bench, [], ROWS)
         elif not only_scaling:
             measure(bench, args.n)
-        if not only_stevedore:
+        if scaling_ns:
             run_scaling(bench, scaling_ns)
     wall = time.monotonic() - started
     if only_scaling:
@@ -1631,7 +1678,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif only_stevedore:
         text = stevedore_report(bench, args.n, info, wall, sys.argv[1:])
     else:
-        text = report(bench, args.n, info, wall, sys.argv[1:], scaling_ns)
+        text = report(bench, [] if only_signing else args.n, info, wall, sys.argv[1:], scaling_ns)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + _kept_sections(out), encoding="utf-8")
     _progress(f"wrote {out} in {time.monotonic() - started:.0f} s")

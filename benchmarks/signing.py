@@ -14,6 +14,10 @@ functions, constants, a docstring each; they import each other and nothing
 else, so that both ways of importing them pay for the same code. Importing
 the top-level package imports every module.
 
+:func:`make_signed_site` with ``single=True`` makes :data:`SINGLE_DIST`
+instead: the same metadata, one module of about 5 kB, for the fixed cost
+of a verification.
+
 Run as ``python signing.py SITE KEYRING [--repeat R] [--min-time T]``, this
 file times, in this one process, with ``timeit``:
 
@@ -226,19 +230,36 @@ def _record_hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def write_wheel(directory: Path) -> Path:
-    """Write the unsigned wheel into ``directory``; return its path."""
-    info = f"{DIST}-{VERSION}.dist-info"
-    members = {path: text.encode() for path, text in package_files().items()}
-    members[f"{info}/METADATA"] = _METADATA.encode()
+#: The one-module distribution: the fixed cost of a verification, with little to hash.
+SINGLE_DIST = "sigsingle"
+
+
+def single_files() -> dict[str, str]:
+    """The one-module distribution's module, by path in the wheel."""
+    return {f"{SINGLE_DIST}.py": _module_source(SINGLE_DIST, 7, [])}
+
+
+def write_wheel(directory: Path, *, single: bool = False) -> Path:
+    """Write the unsigned wheel into ``directory``; return its path.
+
+    Args:
+        directory: Where to write it.
+        single: Write the one-module distribution :data:`SINGLE_DIST` instead.
+    """
+    dist = SINGLE_DIST if single else DIST
+    info = f"{dist}-{VERSION}.dist-info"
+    files = single_files() if single else package_files()
+    members = {path: text.encode() for path, text in files.items()}
+    members[f"{info}/METADATA"] = _METADATA.replace(f"Name: {DIST}", f"Name: {dist}").encode()
     members[f"{info}/WHEEL"] = _WHEEL.encode()
-    members[f"{info}/entry_points.txt"] = _ENTRY_POINTS.encode()
+    entry_points = f"[plugbench]\nsigned = {dist}:Plugin0\n" if single else _ENTRY_POINTS
+    members[f"{info}/entry_points.txt"] = entry_points.encode()
     rows = [[p, _record_hash(c), str(len(c))] for p, c in members.items()]
     rows.append([f"{info}/RECORD", "", ""])
     record = io.StringIO()
     csv.writer(record, lineterminator="\n").writerows(rows)
     directory.mkdir(parents=True, exist_ok=True)
-    wheel = directory / f"{DIST}-{VERSION}-py3-none-any.whl"
+    wheel = directory / f"{dist}-{VERSION}-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
         for path, content in members.items():
             zf.writestr(path, content)
@@ -269,8 +290,13 @@ class SignedSite:
         return [str(self.path), DIST, PACKAGE, str(self.keyring), str(len(self.modules))]
 
 
-def make_signed_site(root: Path) -> SignedSite:
-    """Build, sign and install the distribution under ``root`` (created if needed)."""
+def make_signed_site(root: Path, *, single: bool = False) -> SignedSite:
+    """Build, sign and install the distribution under ``root`` (created if needed).
+
+    Args:
+        root: Where to put the signer's key, the keyring, the wheel and the site.
+        single: Make the one-module distribution :data:`SINGLE_DIST` instead.
+    """
     from installer import install
     from installer.destinations import SchemeDictionaryDestination
     from installer.sources import WheelFile
@@ -282,7 +308,7 @@ def make_signed_site(root: Path) -> SignedSite:
     keyring = root / "keyring"
     keyring.mkdir()
     shutil.copyfile(public, keyring / "signer.pem")
-    wheel = sign_wheel(write_wheel(root / "dist"), load_private_key(private))
+    wheel = sign_wheel(write_wheel(root / "dist", single=single), load_private_key(private))
     site = root / "site"
     scheme = {
         "purelib": str(site),
@@ -303,7 +329,7 @@ def make_signed_site(root: Path) -> SignedSite:
     return SignedSite(
         path=site,
         keyring=keyring,
-        modules=module_names(),
+        modules=(SINGLE_DIST,) if single else module_names(),
         files=len(signed),
         size=sum(p.stat().st_size for p in signed),
     )
@@ -313,7 +339,9 @@ def make_signed_site(root: Path) -> SignedSite:
 
 
 def _distribution(site: Path) -> Distribution:
-    return next(iter(distributions(name=DIST, path=[str(site)])))
+    """The one distribution installed in ``site``."""
+    (found,) = distributions(path=[str(site)])
+    return found
 
 
 def _pae(payload_type: str, payload: bytes) -> bytes:

@@ -18,6 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from plugyard.trust import ProblemKind, SignatureError, sign_wheel, verify_distribution
+from plugyard.trust._manifest import Envelope, Manifest, make_manifest
 from trust_helpers import dist_info_of, install_wheel, keyring_of, record_hash, write_wheel
 
 KEY = Ed25519PrivateKey.generate()
@@ -115,9 +116,7 @@ def test_bytecode_of_listed_sources_is_tolerated_whether_recorded_or_not(site: P
         ("demo/sub/evil.cpython-311-x86_64-linux-gnu.so", None),
         ("demo/evil.pth", "demo/evil.pth"),
         ("demo/core.pyc", "demo/core.pyc"),
-        ("demo/__pycache__/evil.cpython-311.pyc", "demo/__pycache__/evil.cpython-311.pyc"),
         ("demo/data/evil.py", "demo/data/evil.py"),
-        ("ns_demo/__init__.py", "ns_demo/__init__.py"),
         ("single_demo/__init__.py", "single_demo/__init__.py"),
         ("single_demo.pyc", "single_demo.pyc"),
         (f"{INFO}/entry_points2.txt", f"{INFO}/entry_points2.txt"),
@@ -130,6 +129,35 @@ def test_planted_importable_files_are_unlisted(site: Path, plant: str, problem: 
     problems = _problems(site)
 
     assert (ProblemKind.UNLISTED_FILE, problem or plant) in problems
+
+
+@pytest.mark.parametrize("plant", ["ns_demo/__init__.py", "ns_demo.py", "ns_demo.pyc"])
+def test_a_module_or_package_planted_over_a_namespace_shadows_it(site: Path, plant: str) -> None:
+    (site / plant).write_text("raise SystemExit('planted')\n")
+
+    assert (ProblemKind.SHADOWED, plant) in _problems(site)
+
+
+def test_a_shadow_elsewhere_on_the_import_path_is_found_too(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "ns_demo").mkdir(parents=True)
+    (elsewhere / "ns_demo" / "other_portion").mkdir()
+    monkeypatch.syspath_prepend(str(elsewhere))
+    assert _problems(site) == set()  # another portion is no shadow
+
+    (elsewhere / "ns_demo" / "__init__.py").write_text("")
+
+    assert _problems(site) == {(ProblemKind.SHADOWED, str(elsewhere / "ns_demo" / "__init__.py"))}
+
+
+def test_bytecode_of_no_listed_source_in_pycache_is_inert_and_not_looked_at(site: Path) -> None:
+    """No import system runs ``__pycache__/evil.*.pyc`` without an ``evil.py`` beside it."""
+    (site / "demo" / "__pycache__").mkdir()
+    (site / "demo" / "__pycache__" / "evil.cpython-311.pyc").write_text("planted")
+
+    assert _problems(site) == set()
 
 
 def test_unlisted_non_code_files_inside_packages_are_tolerated(site: Path) -> None:
@@ -200,16 +228,37 @@ def test_a_missing_record_is_reported(site: Path) -> None:
     assert _problems(site) == {(ProblemKind.RECORD_MISMATCH, f"{INFO}/RECORD")}
 
 
-def test_files_outside_the_site_directory_are_fine_unless_importable(
+def test_outside_the_site_directory_only_declared_console_scripts_may_be(
     site: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     elsewhere = site.parent / "on_path"
     elsewhere.mkdir()
     (elsewhere / "sneaky.py").write_text("")
     monkeypatch.syspath_prepend(str(elsewhere))
-    _edit_record(site, [["../bin/demo-cli", "", ""], ["../on_path/sneaky.py", "", ""]])
+    _edit_record(
+        site,
+        [
+            ["../bin/demo-cli", "", ""],
+            ["../on_path/sneaky.py", "", ""],
+            ["../bin/undeclared-cli", "", ""],
+            ["../share/demo/notes.txt", "", ""],
+        ],
+    )
 
-    assert _problems(site) == {(ProblemKind.UNLISTED_FILE, "../on_path/sneaky.py")}
+    assert _problems(site) == {
+        (ProblemKind.OUTSIDE_DISTRIBUTION, "../on_path/sneaky.py"),
+        (ProblemKind.OUTSIDE_DISTRIBUTION, "../bin/undeclared-cli"),
+        (ProblemKind.OUTSIDE_DISTRIBUTION, "../share/demo/notes.txt"),
+    }
+
+
+def test_a_record_row_back_into_the_site_through_a_symlink_is_resolved(site: Path) -> None:
+    """A venv's ``lib64 -> lib``: a ``..`` row can land in site-packages under another name."""
+    (site.parent / "lib64").symlink_to(site.name)
+    (site / "evil.pth").write_text("import os; os.system('true')\n")
+    _edit_record(site, [["../lib64/evil.pth", "", ""], ["../lib64/demo/core.py", "", ""]])
+
+    assert _problems(site) == {(ProblemKind.OUTSIDE_DISTRIBUTION, "../lib64/evil.pth")}
 
 
 def test_editable_installs_are_refused(site: Path) -> None:
@@ -228,11 +277,34 @@ def test_a_plain_direct_url_is_fine(site: Path) -> None:
     assert _problems(site) == set()
 
 
-def test_a_signed_pth_file_that_extends_the_path_is_refused(tmp_path: Path) -> None:
-    wheel = sign_wheel(write_wheel(tmp_path, {**FILES, "demo.pth": "/home/dev/src\n"}), KEY)
-    site = install_wheel(wheel, tmp_path / "install")
+def _signed_by_hand(site: Path, extra: dict[str, bytes]) -> None:
+    """Add files to the installed copy and a manifest signing them, as another signer might.
+
+    ``sign_wheel`` refuses what these tests plant, so the manifest is made here.
+    """
+    signature = site / INFO / "plugyard-signature.json"
+    signed = Manifest.from_payload(Envelope.from_json(signature.read_bytes()).payload)
+    files = {f.path: (f.digest, f.size) for f in signed.files}
+    for rel, content in extra.items():
+        (site / rel).write_bytes(content)
+        files[rel] = (record_hash(content), len(content))
+    manifest = make_manifest("demo-pkg", "1.0", INFO, files)
+    envelope = Envelope(manifest.to_payload(), ()).signed(KEY)
+    signature.write_bytes(envelope.to_json())
+    _edit_record(site, [[rel, record_hash(c), str(len(c))] for rel, c in extra.items()])
+
+
+def test_a_signed_pth_file_that_extends_the_path_is_refused(site: Path) -> None:
+    _signed_by_hand(site, {"demo.pth": b"/home/dev/src\n"})
 
     assert _problems(site) == {(ProblemKind.EDITABLE_INSTALL, "demo.pth")}
+
+
+@pytest.mark.parametrize("module", ["sitecustomize.py", "usercustomize.py"])
+def test_a_signed_start_up_module_is_refused(site: Path, module: str) -> None:
+    _signed_by_hand(site, {module: b"import os\n"})
+
+    assert _problems(site) == {(ProblemKind.FORBIDDEN_FILE, module)}
 
 
 def test_a_signature_for_another_version_fails(tmp_path: Path, site: Path) -> None:

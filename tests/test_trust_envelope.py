@@ -24,6 +24,7 @@ from plugyard.trust import (
     ManifestFile,
     ProblemKind,
     SignatureError,
+    check_entry_point,
     key_id,
     sign_wheel,
     verify_distribution,
@@ -222,7 +223,9 @@ def fixture_restore(installed: Path) -> Iterator[Path]:
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    name=st.sampled_from(["plugyard-signature.json", "RECORD", "METADATA", "direct_url.json"]),
+    name=st.sampled_from(
+        ["plugyard-signature.json", "RECORD", "METADATA", "direct_url.json", "entry_points.txt"]
+    ),
     data=signature_files | st.text(max_size=200).map(str.encode),
 )
 def test_verify_distribution_never_raises_on_hostile_files(
@@ -241,3 +244,58 @@ def test_verify_distribution_never_raises_on_hostile_files(
     if not result.ok:
         with pytest.raises(SignatureError):
             result.raise_for_problems()
+
+
+_RECORD_PATHS = st.lists(
+    st.sampled_from(["..", ".", "demo", "bin", "lib64", "site", "x.pth", "sitecustomize.py", ""]),
+    min_size=1,
+    max_size=5,
+).map("/".join) | st.text(alphabet="/\\.:aZ_-\0\u00e9", max_size=30)
+
+
+@settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(st.tuples(_RECORD_PATHS, st.sampled_from(["", "sha256=x", "md5=y"])), max_size=6)
+)
+def test_verify_distribution_never_raises_on_hostile_record_rows(
+    restore: Path, rows: list[tuple[str, str]]
+) -> None:
+    """Rows leaving the site directory, back in through symlinks, absolute, drive letters."""
+    (restore.parent / "lib64").unlink(missing_ok=True)
+    (restore.parent / "lib64").symlink_to(restore.name)
+    record = restore / INFO / "RECORD"
+    original = record.read_bytes()
+    extra = "".join(f'"{path}",{digest},1\n' for path, digest in rows if '"' not in path)
+    record.write_bytes(original + extra.encode("utf-8", errors="surrogatepass"))
+    try:
+        result = verify_distribution("demo-pkg", RING, path=[restore])
+    finally:
+        record.write_bytes(original)
+
+    assert all(isinstance(p.kind, ProblemKind) for p in result.problems)
+    if not result.ok:
+        with pytest.raises(SignatureError):
+            result.raise_for_problems()
+
+
+@settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    group=st.text(max_size=12),
+    name=st.text(max_size=12),
+    value=st.text(alphabet="abc.:_[] \u00e9\0", max_size=20),
+    distribution=st.none() | st.text(max_size=12),
+)
+def test_checking_any_listed_entry_point_gives_problems_not_exceptions(
+    installed: Path, group: str, name: str, value: str, distribution: str | None
+) -> None:
+    result = verify_distribution("demo-pkg", RING, path=[installed])
+    assert result.ok, result.problems
+
+    problems = check_entry_point(result, group, name, value, distribution)
+
+    assert problems, "nothing that demo-pkg does not declare may pass"
+    assert {p.kind for p in problems} <= {
+        ProblemKind.UNDECLARED_ENTRY_POINT,
+        ProblemKind.NAME_MISMATCH,
+        ProblemKind.FOREIGN_MODULE,
+    }

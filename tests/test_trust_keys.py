@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from plugyard.exceptions import PluginError
 from plugyard.trust import (
@@ -132,7 +136,6 @@ def test_keyring_directory_reads_every_public_key_with_its_scope(tmp_path: Path)
     (tmp_path / "alice.pub.pem").write_bytes(_public_pem(alice))
     (tmp_path / "bob.pem").write_bytes(_public_pem(bob))
     (tmp_path / "bob.scope").write_text("# bob publishes the exporters\nAcme_Exporter\nacme-x-*\n")
-    (tmp_path / "README").write_text("not a key")
 
     ring = Keyring.from_directory(tmp_path)
 
@@ -210,3 +213,144 @@ def test_keyring_from_keys_accepts_bare_and_scoped_keys() -> None:
         TrustedKey(b.public_key(), scope=frozenset({"Demo_Pkg"}))
     with pytest.raises(InvalidKeyError, match="at least one key"):
         Keyring.from_keys([])
+
+
+# -- a keyring directory fails closed ------------------------------------------------
+
+
+def _ring_with_key(directory: Path, name: str = "vendor") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.pub.pem").write_bytes(_public_pem(Ed25519PrivateKey.generate()))
+    return directory
+
+
+def test_a_scope_file_named_after_the_pub_pem_is_refused_with_the_right_name(
+    tmp_path: Path,
+) -> None:
+    """``vendor.pub.scope`` used to be ignored, leaving the key trusted for everything."""
+    ring = _ring_with_key(tmp_path)
+    (ring / "vendor.pub.scope").write_text("vendor-*\n")
+
+    with pytest.raises(
+        InvalidKeyError, match=r"the scope of vendor\.pub\.pem is vendor\.scope"
+    ) as exc:
+        Keyring.from_directory(ring)
+
+    assert exc.value.path == ring / "vendor.pub.scope"
+
+
+def test_a_dangling_scope_symlink_is_an_error_not_an_unrestricted_key(tmp_path: Path) -> None:
+    ring = _ring_with_key(tmp_path)
+    (ring / "vendor.scope").symlink_to(tmp_path / "gone.scope")
+
+    with pytest.raises(InvalidKeyError, match="symlink to nothing") as exc:
+        Keyring.from_directory(ring)
+
+    assert exc.value.path == ring / "vendor.scope"
+
+
+def test_a_scope_symlink_to_a_readable_file_is_followed(tmp_path: Path) -> None:
+    ring = _ring_with_key(tmp_path / "ring")
+    (tmp_path / "shared.scope").write_text("vendor-*\n")
+    (ring / "vendor.scope").symlink_to(tmp_path / "shared.scope")
+
+    (key,) = Keyring.from_directory(ring)
+
+    assert key.scope == frozenset({"vendor-*"})
+
+
+@pytest.mark.parametrize(
+    ("entry", "make", "message"),
+    [
+        ("vendor.scope", "directory", "cannot be read"),
+        ("vendor.scope", "fifo", "cannot be read"),
+        ("vendor.scope", "latin-1", "is not UTF-8"),
+        ("vendor.scope", "huge", "cannot be read"),
+        ("other.scope", "text", "is the scope file of no key"),
+        ("README", "text", "is neither a public key"),
+        ("vendor.scope~", "text", "is neither a public key"),
+        (".vendor.scope.swp", "text", "is neither a public key"),
+        ("keys", "directory", "is neither a public key"),
+        ("second.pem", "dangling", "symlink to nothing"),
+        ("second.pem", "directory", "cannot be read"),
+        ("second.pem", "text", "is not a PEM public key"),
+    ],
+)
+def test_anything_a_keyring_cannot_read_or_recognize_is_an_error_naming_it(
+    tmp_path: Path, entry: str, make: str, message: str
+) -> None:
+    ring = _ring_with_key(tmp_path / "ring")
+    target = ring / entry
+    if make == "directory":
+        target.mkdir()
+    elif make == "fifo":
+        os.mkfifo(target)
+    elif make == "latin-1":
+        target.write_bytes("vendör\n".encode("latin-1"))
+    elif make == "huge":
+        target.write_bytes(b"# padding\n" * 200_000)
+    elif make == "dangling":
+        target.symlink_to(tmp_path / "nowhere.pem")
+    else:
+        target.write_text("vendor-x\n")
+
+    with pytest.raises(InvalidKeyError, match=message) as exc:
+        Keyring.from_directory(ring)
+
+    assert exc.value.path == target
+    assert str(target) in str(exc.value)
+
+
+def test_a_missing_keyring_directory_is_an_invalid_key_error(tmp_path: Path) -> None:
+    with pytest.raises(InvalidKeyError, match="cannot read the keyring directory") as exc:
+        Keyring.from_directory(tmp_path / "absent")
+
+    assert exc.value.path == tmp_path / "absent"
+
+
+_PEM = _public_pem(Ed25519PrivateKey.generate())
+_ENTRY_NAMES = st.sampled_from(
+    ["k.pem", "k.pub.pem", "k.scope", "k.pub.scope", "j.pem", "j.scope", "x", ".pem", ".scope"]
+)
+_CONTENTS = st.one_of(
+    st.just(_PEM),
+    st.binary(max_size=64),
+    st.text(alphabet="abc-_.*?[]# \n\u00e9", max_size=40).map(str.encode),
+    st.sampled_from(["directory", "dangling", "fifo"]),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(entries=st.dictionaries(_ENTRY_NAMES, _CONTENTS, max_size=5))
+def test_any_keyring_directory_gives_a_keyring_or_an_invalid_key_error(
+    entries: dict[str, bytes | str],
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        ring = Path(tmp) / "ring"
+        ring.mkdir()
+        for name, content in entries.items():
+            target = ring / name
+            if content == "directory":
+                target.mkdir()
+            elif content == "dangling":
+                target.symlink_to(Path(tmp) / "nowhere")
+            elif content == "fifo":
+                os.mkfifo(target)
+            else:
+                assert isinstance(content, bytes)
+                target.write_bytes(content)
+        error: InvalidKeyError | None = None
+        try:
+            keyring = Keyring.from_directory(ring)
+        except InvalidKeyError as exc:
+            error = exc
+    if error is not None:
+        assert error.path is not None
+        assert str(error.path) in str(error)
+        return
+    # It loaded: then every entry was a readable key or the scope file of one.
+    stems = {n.removesuffix(".pem").removesuffix(".pub") for n in entries if n.endswith(".pem")}
+    assert all(n.endswith((".pem", ".scope")) for n in entries)
+    assert {n.removesuffix(".scope") for n in entries if n.endswith(".scope")} <= stems
+    for key in keyring:
+        assert (f"{key.name}.scope" in entries) == (key.scope is not None)

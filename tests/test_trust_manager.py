@@ -155,6 +155,7 @@ def test_warn_imports_unverified_plugins_and_says_so(
 
 
 def test_policy_per_group_and_plugin(venv: Venv, signed: tuple[Path, dict[str, Path]]) -> None:
+    """A mode for a module entry point covers importing it; what it registers has its own."""
     code = textwrap.dedent(
         f"""
         import json
@@ -163,12 +164,21 @@ def test_policy_per_group_and_plugin(venv: Venv, signed: tuple[Path, dict[str, P
         policy = plugyard.TrustPolicy(
             mode="require",
             keyring=Keyring.from_directory({str(signed[0])!r}),
-            plugins={{"extras": "off"}},
+            plugins={{"extras": "off", "shout": "off"}},
         )
         manager = plugyard.PluginManager(group="plugyard.demo", trust=policy)
-        print(json.dumps({{k: str(v) for k, v in manager.load_all().items()}}))
+        states = {{k: str(v) for k, v in manager.load_all().items()}}
+        errors = {{
+            k: [p.kind.value for p in getattr(e, "problems", ())]
+            for k, e in manager.errors().items()
+        }}
+        print(json.dumps([states, errors, manager.info("shout").distribution]))
         """
     )
-    states = json.loads(venv.run(code).stdout)
+    states, errors, credited = json.loads(venv.run(code).stdout)
     assert states["shout"] == "active"
+    assert credited == "plugyard-demo-extras"
     assert states["tokenize"] == "active"
+    # "reverse" is registered by the same unchecked code, but must be verified.
+    assert states["reverse"] == "failed"
+    assert errors == {"reverse": ["unverified-code"]}

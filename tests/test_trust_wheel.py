@@ -190,6 +190,29 @@ def _sha1(rows: RecordRows) -> RecordRows:
             "demo_pkg-1.0.data/headers/x.h",
         ),
         ({"other.data/purelib/x.py": ""}, {}, None, ProblemKind.FORBIDDEN_FILE, None),
+        (
+            {"demo_pkg-1.0.data/data/lib64/python3.11/site-packages/evil.pth": "import os"},
+            {},
+            None,
+            ProblemKind.FORBIDDEN_FILE,
+            "demo_pkg-1.0.data/data/lib64/python3.11/site-packages/evil.pth",
+        ),
+        ({"sitecustomize.py": "x"}, {}, None, ProblemKind.FORBIDDEN_FILE, "sitecustomize.py"),
+        (
+            {"demo_pkg-1.0.data/purelib/usercustomize.py": "x"},
+            {},
+            None,
+            ProblemKind.FORBIDDEN_FILE,
+            "demo_pkg-1.0.data/purelib/usercustomize.py",
+        ),
+        ({"demo.pth": "/home/dev/src\n"}, {}, None, ProblemKind.FORBIDDEN_FILE, "demo.pth"),
+        (
+            {"demo_pkg-1.0.data/platlib/x.pth": "import os"},
+            {},
+            None,
+            ProblemKind.FORBIDDEN_FILE,
+            "demo_pkg-1.0.data/platlib/x.pth",
+        ),
         ({}, {"demo/extra.py": "x"}, None, ProblemKind.UNLISTED_FILE, "demo/extra.py"),
         ({}, {}, _drop_row("demo/core.py"), ProblemKind.UNLISTED_FILE, "demo/core.py"),
         ({}, {}, _wrong_hash, ProblemKind.HASH_MISMATCH, "demo/core.py"),
@@ -225,6 +248,16 @@ def test_sign_refuses_wheels_it_cannot_vouch_for(
         assert (kind, path) in _kinds(exc.value.problems)
     assert wheel.read_bytes() == before
     assert sorted(p.name for p in wheel.parent.iterdir()) == [wheel.name]
+
+
+def test_a_pth_file_of_comments_and_a_package_named_like_a_startup_module_sign(
+    tmp_path: Path, key: Ed25519PrivateKey
+) -> None:
+    files = {**FILES, "demo.pth": "# nothing here\n\n", "demo/sitecustomize.py": ""}
+
+    signed = sign_wheel(write_wheel(tmp_path, files), key)
+
+    assert verify_wheel(signed, keyring_of(key)).ok
 
 
 def test_records_own_row_may_be_missing(tmp_path: Path, key: Ed25519PrivateKey) -> None:

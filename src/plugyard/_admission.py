@@ -46,15 +46,30 @@ def admit(gate: Gate, plugin: str, ep: EntryPoint) -> SignatureError | None:
     Returns:
         ``None`` to import it; otherwise the error that refuses it.
     """
+    try:
+        admitted(gate, plugin, ep)
+    except SignatureError as error:
+        return error
+    return None
+
+
+def admitted(gate: Gate, plugin: str, ep: EntryPoint) -> EntryPoint:
+    """Admit ``plugin``'s entry point ``ep``: refuse what cannot be verified, then ask the gate.
+
+    Returns:
+        The entry point to import (with the verified version, once verified).
+
+    Raises:
+        SignatureError: the policy requires a signature and ``ep`` cannot be,
+            or is not, verified.
+    """
     mode = gate.policy.mode_for(gate.group, plugin)
-    if mode == "off":
-        return None
-    if not ep.verifiable:
+    if mode != "off" and not ep.verifiable:
         error = unverifiable(ep, plugin)
         if mode == "require":
-            return error
+            raise error
         log.warning(
             "plugin %r imported unverified (trust mode 'warn'): %s", plugin, error.problems[0]
         )
-        return None
-    return gate.check(plugin, ep.distribution, ep.path)
+        return ep
+    return gate.admit(plugin, ep)

@@ -319,6 +319,10 @@ class Lifecycle:
                 interrupt = exc
             if isinstance(exc, PluginError) and exc.plugin == info.name and slot.instance is None:
                 failure: PluginError = exc  # refused before anything of it ran
+            elif isinstance(exc, SignatureError):
+                # The verified importer refused a module the plugin imported lazily.
+                exc.plugin = exc.plugin or info.name
+                failure = exc
             else:
                 failure = PluginSetupError(info.name, exc)
                 failure.__cause__ = exc

@@ -7,41 +7,51 @@ or raises the error that fails it; none keeps state.
 from __future__ import annotations
 
 import importlib
+import logging
 import time
 from collections.abc import Callable
 
 import attrs
 
+from ._admission import admitted
 from ._candidate import Candidate
 from ._discovery import EntryPoint
 from ._model import PluginInfo
 from ._policy import Gate
 from ._registry import Registry, info_for
 from ._sources import ZERO, load_error, parse_version
-from .exceptions import PluginConflictError
+from .exceptions import PluginConflictError, PluginLoadError, SignatureError
+
+log = logging.getLogger("plugyard")
 
 
 def import_module(ep: EntryPoint, gate: Gate) -> None:
     """Verify and import a module entry point's module, whose import registers plugins.
 
     Raises:
-        SignatureError: the trust policy refuses its distribution.
+        SignatureError: the trust policy refuses its distribution, or the
+            verified importer refused a module while importing it.
         PluginLoadError: the import raised.
     """
-    refused = gate.check(ep.name, ep.distribution, ep.path)
-    if refused is not None:
-        raise refused
+    ep = admitted(gate, ep.name, ep)
     try:
         importlib.import_module(ep.module)
+    except SignatureError as exc:
+        exc.plugin = ep.name
+        raise
     except Exception as exc:
         raise load_error(ep, f"{type(exc).__name__}: {exc}") from exc
 
 
-def _import_object(ep: EntryPoint) -> object:
+def _import_object(ep: EntryPoint, plugin: str) -> object:
     try:
         obj: object = importlib.import_module(ep.module)
         for part in (ep.attr or "").split("."):
             obj = getattr(obj, part)
+    except SignatureError as exc:
+        # The verified importer refused a module on the way: tampering, not a bug.
+        exc.plugin = plugin
+        raise
     except Exception as exc:
         raise load_error(ep, f"{type(exc).__name__}: {exc}") from exc
     if not callable(obj):
@@ -58,7 +68,8 @@ def load(
     """Import an entry point's class or function; the candidate with its target and info.
 
     The entry point's name is the plugin's name and its distribution gives
-    the version; a ``@register`` on the object may add dependencies.
+    the version (the verified one, when the trust gate verified it); a
+    ``@register`` on the object may add dependencies.
 
     Raises:
         SignatureError: the trust policy refuses its distribution.
@@ -68,15 +79,13 @@ def load(
     """
     ep = candidate.entry_point
     assert ep is not None  # noqa: S101 - only entry points are loaded
-    refused = gate.check(candidate.name, ep.distribution, ep.path)
-    if refused is not None:
-        raise refused
+    ep = admitted(gate, candidate.name, ep)
     started = time.perf_counter()
-    target = _import_object(ep)
+    target = _import_object(ep, candidate.name)
     if record_import is not None:
         record_import(time.perf_counter() - started)
     name = candidate.name
-    if name in registry and registry.target(name) is not target:
+    if name in registry and registry.target(name) is not target and _counts(registry, name, gate):
         raise PluginConflictError(
             name, candidate.group, [f"{ep.distribution} {ep.version}", registry.info(name).origin]
         )
@@ -89,7 +98,27 @@ def load(
             f"the object is registered as {declared.name!r}; an entry point's "
             "name must be the plugin's name",
         )
-    return attrs.evolve(candidate, info=bind(declared, ep), target=target)
+    return attrs.evolve(
+        candidate,
+        info=bind(declared, ep),
+        target=target,
+        version=ep.version,
+        entry_point=ep,
+    )
+
+
+def _counts(registry: Registry, name: str, gate: Gate) -> bool:
+    """Whether what code registered under ``name`` may stand against an installed plugin.
+
+    Code the trust policy may not credit with the plugin (unverified code
+    registering a name that must be verified) cannot displace it.
+    """
+    try:
+        gate.credit(registry.info(name), registry.registrant(name))
+    except SignatureError as refused:
+        log.warning("ignoring the registration of %r: %s", name, refused)
+        return False
+    return True
 
 
 def bind(info: PluginInfo, ep: EntryPoint) -> PluginInfo:
@@ -106,6 +135,26 @@ def bind(info: PluginInfo, ep: EntryPoint) -> PluginInfo:
             f"{ep.distribution} {ep.version}; drop version= from register()",
         )
     return attrs.evolve(info, version=version, distribution=ep.distribution)
+
+
+def credit(candidate: Candidate, distribution: str, version: str | None) -> Candidate:
+    """A registered candidate credited to the distribution whose code registered it.
+
+    Raises:
+        PluginLoadError: the plugin declares a version other than its distribution's.
+    """
+    info = candidate.info
+    parsed = parse_version(version or "") or ZERO
+    if info.version != ZERO and info.version != parsed:
+        raise PluginLoadError(
+            info.name,
+            info.origin,
+            f"{distribution} {version}",
+            f"the plugin declares version {info.version}, but its distribution is "
+            f"{distribution} {version}; drop version= from register()",
+        )
+    info = attrs.evolve(info, version=parsed, distribution=distribution)
+    return attrs.evolve(candidate, info=info, version=str(parsed), distribution=distribution)
 
 
 def bind_registered(candidate: Candidate, ep: EntryPoint) -> Candidate:

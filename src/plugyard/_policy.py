@@ -13,6 +13,8 @@ import attrs
 from .exceptions import SignatureError
 
 if TYPE_CHECKING:
+    from ._discovery import EntryPoint
+    from ._model import PluginInfo
     from .trust import Keyring, VerificationResult, VerifiedImporter
 
 log = logging.getLogger("plugyard")
@@ -40,6 +42,11 @@ class TrustPolicy:
     points) are checked, by their distribution, before any of their code is
     imported. A verified distribution is then imported only from the bytes
     that were verified (see :class:`plugyard.trust.VerifiedImporter`).
+
+    A mode is the plugin's own: a module entry point's mode covers importing
+    it, and each plugin its code registers is judged by its own mode. Code
+    let in under ``warn`` or ``off`` cannot register, replace or be
+    credited with a plugin whose mode is ``require``.
 
     Attributes:
         mode: The mode for every group and plugin not named below.
@@ -75,6 +82,11 @@ class TrustPolicy:
         """The mode that applies to ``plugin`` of ``group``."""
         return self.plugins.get(plugin, self.groups.get(group, self.mode))
 
+    @property
+    def verifies(self) -> bool:
+        """Whether any plugin is verified at all (some mode is not ``off``)."""
+        return {self.mode, *self.groups.values(), *self.plugins.values()} != {"off"}
+
 
 _importer: VerifiedImporter | None = None
 _importer_lock = threading.Lock()
@@ -92,6 +104,71 @@ def verified_importer() -> VerifiedImporter:
         return _importer
 
 
+@attrs.frozen
+class _Admission:
+    """A distribution whose code the gate let run unverified, or refused."""
+
+    distribution: str
+    version: str
+    dist_info: str
+    #: ``"off"`` or ``"warn"`` (imported the ordinary way), ``"refused"``.
+    mode: str
+
+
+# By dist-info directory, for every manager: a registry is shared by all, so
+# code admitted by one manager may register into the group of another.
+_admissions: dict[str, _Admission] = {}
+_admission_modules: dict[str, frozenset[str]] = {}
+_admissions_lock = threading.Lock()
+_HOW = {
+    "off": "imported unchecked (trust mode 'off')",
+    "warn": "imported unverified (trust mode 'warn')",
+    "refused": "refused by the trust gate",
+}
+# How far each kind of code is trusted; the weakest of a registration's counts.
+_RANK = {"refused": 0, "off": 1, "warn": 2, "verified": 3, "application": 4}
+
+
+def _admit(ep: EntryPoint, mode: str) -> None:
+    old = _admissions.get(ep.path)
+    if old is not None and old.mode == mode:
+        return
+    with _admissions_lock:
+        _admissions[ep.path] = _Admission(ep.distribution, ep.version, ep.path, mode)
+
+
+def owner_of(module: str) -> tuple[str, str | None, str | None]:
+    """Whose code the module named ``module`` is, as the trust gate knows it.
+
+    Returns:
+        ``(kind, distribution, version)``: ``kind`` is ``"verified"`` (the
+        verified importer imported it), ``"off"``, ``"warn"`` or
+        ``"refused"`` (a module of a distribution the gate let run unchecked
+        or refused), or ``"application"`` (anything else).
+    """
+    importer = _importer
+    if importer is not None:
+        owner = importer.owner(module)
+        if owner is not None:
+            return "verified", owner, importer.version_of(owner)
+    if not _admissions:
+        return "application", None, None
+    from .trust._record import record_modules
+
+    for admission in list(_admissions.values()):
+        modules = _admission_modules.get(admission.dist_info)
+        if modules is None:
+            modules = _admission_modules[admission.dist_info] = record_modules(
+                Path(admission.dist_info)
+            )
+        name = module
+        while name:
+            if name in modules:
+                return admission.mode, admission.distribution, admission.version
+            name = name.rpartition(".")[0]
+    return "application", None, None
+
+
 class Gate:
     """Verifies distributions for one manager, each once, and admits them for import."""
 
@@ -99,48 +176,134 @@ class Gate:
         self.policy = policy
         self.group = group
         self._results: dict[str, VerificationResult] = {}
+        self._added: set[str] = set()
 
     def forget(self) -> None:
         """Verify again next time (after a rescan: files may have changed)."""
         self._results.clear()
+        self._added.clear()
 
-    def check(self, plugin: str, distribution: str, dist_info: str) -> SignatureError | None:
-        """Verify the distribution behind ``plugin`` before it is imported.
+    def admit(self, plugin: str, ep: EntryPoint) -> EntryPoint:
+        """Verify the distribution behind ``plugin`` before anything of it is imported.
+
+        Under ``require``, the entry point must also be one the verified
+        ``entry_points.txt`` declares, naming a module of the signed
+        manifest; what is imported is then served by the verified importer,
+        which is put first on ``sys.meta_path`` again.
 
         Returns:
-            ``None`` when the plugin may be imported; the error that fails it
-            when the policy requires a signature and verification failed.
+            The entry point to import: ``ep``, with the version of the
+            verified ``METADATA`` when it verified.
+
+        Raises:
+            SignatureError: the policy requires a signature and verification failed.
         """
         mode = self.policy.mode_for(self.group, plugin)
         if mode == "off":
-            return None
-        result = self._results.get(dist_info)
+            _admit(ep, "off")
+            return ep
+        result = self._results.get(ep.path)
         if result is None:
             from importlib.metadata import PathDistribution
 
             from .trust import verify_distribution
 
             assert self.policy.keyring is not None  # noqa: S101 - checked by TrustPolicy
-            result = verify_distribution(PathDistribution(Path(dist_info)), self.policy.keyring)
-            self._results[dist_info] = result
-        error: SignatureError | None = None
-        if result.ok:
-            try:
-                verified_importer().add(result)
-            except SignatureError as exc:
-                error = exc
-        else:
-            error = SignatureError(distribution, result.problems, plugin=plugin)
+            result = verify_distribution(PathDistribution(Path(ep.path)), self.policy.keyring)
+            self._results[ep.path] = result
+        error = self._verified(result, ep)
         if error is None:
-            return None
+            return attrs.evolve(ep, version=result.version or ep.version)
         if mode == "warn":
             problems = "; ".join(f"{p.kind}: {p}" for p in error.problems)
             log.warning(
                 "plugin %r imported unverified (trust mode 'warn'): distribution %r: %s",
                 plugin,
-                distribution,
+                ep.distribution,
                 problems,
             )
-            return None
+            _admit(ep, "warn")
+            return ep
+        _admit(ep, "refused")
         error.plugin = plugin
-        return error
+        raise error
+
+    def _verified(self, result: VerificationResult, ep: EntryPoint) -> SignatureError | None:
+        """Why ``ep`` of ``result`` may not be imported as verified code, if anything."""
+        if not result.ok:
+            return SignatureError(ep.distribution, result.problems)
+        from .trust import check_entry_point
+
+        problems = check_entry_point(result, ep.group, ep.name, ep.value, ep.distribution)
+        if problems:
+            return SignatureError(ep.distribution, problems)
+        importer = verified_importer()
+        try:
+            if ep.path not in self._added:
+                importer.add(result)
+                self._added.add(ep.path)
+        except SignatureError as exc:
+            return exc
+        importer.install()
+        return None
+
+    def credit(self, info: PluginInfo, registrant: str | None) -> tuple[str, str | None] | None:
+        """The distribution a plugin registered in code belongs to, as the gate admitted it.
+
+        The registering module (the code that called ``register``) and the
+        module of the plugin's class or function both count, the weaker of
+        them: code admitted unverified, under ``warn`` or ``off`` (or code of
+        a distribution the gate refused) cannot register, replace or be
+        credited to a plugin whose trust mode is ``require``.
+
+        Returns:
+            ``(distribution, version)``, or ``None`` for the application's
+            own code and when the policy verifies nothing.
+
+        Raises:
+            SignatureError: the code is unverified and the plugin's mode is ``require``.
+        """
+        if not self.policy.verifies:
+            return None
+        origin = info.origin.partition(":")[0]
+        owners = {m: owner_of(m) for m in (registrant, origin) if m and m != "?"}
+        if not owners:
+            return None
+        weakest = min(_RANK[kind] for kind, _, _ in owners.values())
+        if weakest == _RANK["application"]:
+            return None
+        if weakest == _RANK["verified"]:
+            # Credited to the registering code's distribution, else the class's.
+            verified = [owners[m] for m in (registrant, origin) if m in owners]
+            _, distribution, version = next(o for o in verified if o[0] == "verified")
+            return distribution or "", version
+        # Named after the code that ran register(), when that code is unverified.
+        module = next(m for m, (k, _, _) in owners.items() if _RANK[k] == weakest)
+        if registrant in owners and _RANK[owners[registrant][0]] < _RANK["verified"]:
+            module = registrant
+        kind, distribution, version = owners[module]
+        how = f"{module}, code of {distribution!r} {_HOW[kind]}"
+        other = next((m for m in owners if m != module), None)
+        if other is not None and _RANK[owners[other][0]] < _RANK["verified"]:
+            k, d, _ = owners[other]
+            how += f", from a class of {other} (code of {d!r} {_HOW[k]})"
+        mode = self.policy.mode_for(self.group, info.name)
+        if mode == "require":
+            from .trust import Problem, ProblemKind
+
+            raise SignatureError(
+                distribution or "",
+                [
+                    Problem(
+                        ProblemKind.UNVERIFIED_CODE,
+                        f"plugin {info.name!r} was registered by {how}; plugin {info.name!r} "
+                        f"of group {self.group!r} must be verified (trust mode 'require'), so "
+                        "code let in under a weaker mode cannot register, replace or claim it",
+                        module,
+                    )
+                ],
+                plugin=info.name,
+            )
+        if mode == "warn":
+            log.warning("plugin %r registered by %s (trust mode 'warn')", info.name, how)
+        return distribution or "", version

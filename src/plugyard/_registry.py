@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Any, TypeVar, overload
 
 import attrs
@@ -22,6 +24,21 @@ DEFAULT_GROUP = "plugyard.default"
 class _Entry:
     info: PluginInfo
     target: object
+    registrant: str | None = None
+
+
+def _registrant() -> str | None:
+    """The module whose code is calling ``register``: the first frame outside plugyard."""
+    try:
+        frame: FrameType | None = sys._getframe(2)
+    except ValueError:  # called from the bottom of the stack
+        return None
+    while frame is not None:
+        name = frame.f_globals.get("__name__")
+        if not isinstance(name, str) or not (name == "plugyard" or name.startswith("plugyard.")):
+            return name if isinstance(name, str) else None
+        frame = frame.f_back
+    return None
 
 
 def origin_of(obj: object) -> str:
@@ -176,7 +193,7 @@ class Registry:
                 depends_on=depends_on,
                 optional_depends_on=optional_depends_on,
             )
-            self._add(_Entry(info, target), replace=replace)
+            self._add(_Entry(info, target, _registrant()), replace=replace)
             return target
 
         if obj is None:
@@ -223,6 +240,17 @@ class Registry:
             PluginNotFoundError: nothing is registered under ``name``.
         """
         return self._entry(name).target
+
+    def registrant(self, name: str) -> str | None:
+        """The module whose code registered ``name`` (``__name__`` of its caller), if known.
+
+        The trust gate asks it: code admitted unverified may not register
+        plugins that must be verified.
+
+        Raises:
+            PluginNotFoundError: nothing is registered under ``name``.
+        """
+        return self._entry(name).registrant
 
     def find(self, obj: object) -> PluginInfo | None:
         """The info of the plugin whose class or function is ``obj``, if registered."""

@@ -60,6 +60,7 @@ from .exceptions import (
     InvalidPluginError,
     PluginError,
     ReloadError,
+    SignatureError,
     VersionNotFoundError,
 )
 
@@ -487,8 +488,9 @@ class Reload:
         self._serve(old)
         ep = old.entry_point
         assert ep is not None  # noqa: S101 - an entry point's candidate
-        refused = self.gate.check(old.name, ep.distribution, ep.path)
-        if refused is not None:  # pragma: no cover - it verified when it was loaded
+        try:
+            self.gate.admit(old.name, ep)
+        except SignatureError as refused:  # pragma: no cover - it verified when it was loaded
             log.warning("after an undone reload: %s", refused)
         self._restore_registry()
 

@@ -12,13 +12,14 @@ them, so reading never waits for a plugin's setup.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from . import _loader
+from . import _admission, _loader
 from ._candidate import Candidate, CandidateKind
 from ._discovery import EntryPoint
 from ._events import PluginDiscovered
@@ -40,6 +41,8 @@ _SANDBOX_MARK = "__plugyard_sandbox__"
 
 if TYPE_CHECKING:
     from ._plugindirs import Directories
+
+log = logging.getLogger("plugyard")
 
 
 class Table:
@@ -95,6 +98,7 @@ class Table:
         self._seen_generation = -1
         self._sandbox = dict(sandbox or {})
         self._host: Host | None = None
+        self.trust_verifies = gate.policy.verifies
 
     @property
     def path(self) -> Sequence[str] | None:
@@ -204,11 +208,17 @@ class Table:
         candidate = registered(info, target)
         if self._sandbox.get("isolation") is not None or hasattr(target, _SANDBOX_MARK):
             candidate = self.host().adapt(candidate)
-        installed = self.installed()
-        provider = installed.provider_of(info) if installed.modules else None
-        if provider is None:
-            return candidate, None
         try:
+            # Under a policy that verifies, whose code registered it decides.
+            credit = self.gate.credit(info, self.registry.registrant(info.name))
+            if credit is not None:
+                return _loader.credit(candidate, *credit), None
+            if self.trust_verifies:
+                return candidate, None
+            installed = self.installed()
+            provider = installed.provider_of(info) if installed.modules else None
+            if provider is None:
+                return candidate, None
             return _loader.bind_registered(candidate, provider), None
         except PluginError as error:
             return attrs.evolve(candidate, target=None), error
@@ -245,6 +255,10 @@ class Table:
             candidate, error = self._registered(info, target)
             if slot is None:
                 slot = self.add_slot(candidate)
+            elif isinstance(error, SignatureError) and slot.candidate.target is not None:
+                # Unverified code cannot replace what it may not register.
+                log.warning("ignoring the re-registration of %r: %s", info.name, error)
+                continue
             else:
                 slot.candidate = candidate  # re-registered: the new one is used
             slot.attempted = True
@@ -350,9 +364,7 @@ class Table:
         """Start an isolated entry point's process to learn its declaration; the gate first."""
         ep = candidate.entry_point
         assert ep is not None  # noqa: S101 - only entry points are materialized
-        refused = self.gate.check(candidate.name, ep.distribution, ep.path)
-        if refused is not None:
-            raise refused
+        _admission.admitted(self.gate, candidate.name, ep)
         return self.host().load(candidate)
 
     def _sandboxed(self, slot: Slot) -> bool:

@@ -11,11 +11,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .._discovery import entry_points
+import attrs
+
+from .._discovery import EntryPoint, entry_points
 from ..exceptions import InvalidKeyError, InvalidWheelError
 from ..trust import (
     Keyring,
     VerificationResult,
+    check_entry_point,
     generate_key,
     key_id,
     load_private_key,
@@ -90,13 +93,35 @@ def _keyring(args: argparse.Namespace) -> Keyring:
     return Keyring.from_keys([load_public_key(args.key)])
 
 
-def _targets(args: argparse.Namespace) -> list[str]:
+def _results(args: argparse.Namespace, keyring: Keyring) -> list[VerificationResult]:
+    """The verification of each target; for a group, of each distribution listing entry points.
+
+    Each entry point listed for the group must also be one the verified
+    ``entry_points.txt`` declares, naming a module of the signed manifest:
+    a listing (or its cache) can say otherwise, and the manager checks the same.
+    """
     if args.target is not None:
-        return [args.target]
-    seen: dict[str, str] = {}
+        return [_verify_one(args.target, keyring)]
+    listed: dict[str, list[EntryPoint]] = {}
+    by_distribution: dict[str, str] = {}
     for ep in entry_points(args.group):
-        seen.setdefault(ep.distribution, ep.path)
-    return sorted(seen.values())
+        path = by_distribution.setdefault(ep.distribution, ep.path)
+        listed.setdefault(path, []).append(ep)
+    results = []
+    for path in sorted(listed):
+        result = _verify_one(path, keyring)
+        if result.ok:
+            problems = [
+                problem
+                for ep in listed[path]
+                for problem in check_entry_point(
+                    result, ep.group, ep.name, ep.value, ep.distribution
+                )
+            ]
+            if problems:
+                result = attrs.evolve(result, problems=(*result.problems, *problems))
+        results.append(result)
+    return results
 
 
 def _verify_one(target: str, keyring: Keyring) -> VerificationResult:
@@ -137,11 +162,10 @@ def verify(args: argparse.Namespace, out: Output) -> int:
     except (OSError, InvalidKeyError) as exc:
         err(str(exc))
         return EXIT_USAGE
-    targets = _targets(args)
-    if not targets:
+    results = _results(args, keyring)
+    if not results:
         err(f"no installed distribution declares entry points in group {args.group!r}")
         return EXIT_FAILED
-    results = [_verify_one(target, keyring) for target in targets]
     if args.json:
         json.dump([_result_json(r) for r in results], out, indent=2)
         out.write("\n")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from .. import _public
 from ._detached import DETACHED_SUFFIX, sign_file, verify_file
+from ._entrypoints import check_entry_point
 from ._importer import VerifiedImporter, default_cache_dir
 from ._installed import verify_distribution
 from ._keys import Keyring, TrustedKey, generate_key, key_id, load_private_key, load_public_key
@@ -42,6 +43,7 @@ __all__ = [
     "TrustedKey",
     "VerificationResult",
     "VerifiedImporter",
+    "check_entry_point",
     "default_cache_dir",
     "generate_key",
     "key_id",

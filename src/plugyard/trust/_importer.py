@@ -6,181 +6,71 @@ the directory can forge. :class:`VerifiedImporter` is a ``sys.meta_path``
 finder for the modules of verified distributions: its loader reads each
 source file once, checks its SHA-256 against the signed manifest, and
 compiles those same bytes. It never reads ``__pycache__``; compiled code is
-cached in a directory of its own, keyed by the verified hash, the file's
-path, the interpreter's bytecode magic number and the optimization level.
+cached in a directory of its own (see :mod:`._codecache`), keyed by the
+verified hash, the file's path, the interpreter's bytecode magic number and
+the optimization level.
+
+No other finder may serve a verified module, whatever happens to
+``sys.meta_path`` after the importer was installed (see :mod:`._guard`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
-import logging
-import marshal
 import os
-import stat
 import sys
-import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import CodeType, ModuleType
 
-import attrs
-
-if sys.version_info >= (3, 11):
-    from importlib.resources.abc import TraversableResources
-else:
-    from importlib.abc import TraversableResources
-
-from ._files import hash_file, read_all
+from . import _guard
+from ._added import AddedDistribution, AddedModule
+from ._codecache import CodeCache
+from ._files import hash_file, record_hash
 from ._keys import StrPath
-from ._layout import IMPORTABLE_SUFFIXES, layout_of
+from ._layout import layout_of, search_dirs, shadows
 from ._manifest import digest_of
 from ._problems import Problem, ProblemKind, SignatureError, VerificationResult
+from ._resources import (
+    Signed,
+    VerifiedResources,
+    VerifiedTraversable,
+    read_verified,
+    refuse_unlisted,
+)
 
-log = logging.getLogger("plugyard.trust")
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
-_CACHE_CHUNK = 1024 * 1024
+_new = tuple.__new__
+_TAG = sys.implementation.cache_tag
+
+
+def _cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME")
+    return Path(base) if base else Path.home() / ".cache"
 
 
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/plugyard/code``, or ``~/.cache/plugyard/code``."""
-    base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "plugyard" / "code"
-
-
-@attrs.frozen
-class _Module:
-    name: str
-    distribution: str
-    path: str
-    digest: bytes
-    is_package: bool
-    is_extension: bool
-
-
-class _CodeCache:
-    """Compiled code on disk, written and read by plugyard only.
-
-    An entry is the magic number, the source's SHA-256 and the marshalled
-    code; it is used only when both match. The directory must belong to the
-    current user and be writable by no one else, otherwise caching is off:
-    whoever can write it could make plugyard run any code.
-    """
-
-    def __init__(self, directory: Path | None) -> None:
-        self.directory = directory if directory is not None and self._usable(directory) else None
-        self._prefix = f"{self.directory}{os.sep}" if self.directory is not None else ""
-
-    @staticmethod
-    def _usable(directory: Path) -> bool:
-        try:
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            st = directory.stat()
-        except OSError as exc:
-            log.warning("not caching verified code: cannot create %s: %s", directory, exc)
-            return False
-        if (hasattr(os, "getuid") and st.st_uid != os.getuid()) or st.st_mode & (
-            stat.S_IWGRP | stat.S_IWOTH
-        ):
-            log.warning(
-                "not caching verified code: %s is writable by other users or not owned by "
-                "this user",
-                directory,
-            )
-            return False
-        return True
-
-    @staticmethod
-    def key(path: str, digest: bytes) -> str:
-        h = hashlib.sha256(importlib.util.MAGIC_NUMBER)
-        h.update(b"%d\0%s\0" % (sys.flags.optimize, os.fsencode(path)))
-        h.update(digest)
-        return h.hexdigest()
-
-    def load(self, path: str, digest: bytes) -> CodeType | None:
-        if self.directory is None:
-            return None
-        try:
-            # os-level reads: a file object per module costs more than reading it.
-            fd = os.open(f"{self._prefix}{self.key(path, digest)}.bin", _READ_FLAGS)
-            try:
-                chunks = []
-                while chunk := os.read(fd, _CACHE_CHUNK):
-                    chunks.append(chunk)
-            finally:
-                os.close(fd)
-        except OSError:
-            return None
-        data = b"".join(chunks)
-        header = importlib.util.MAGIC_NUMBER + digest
-        if not data.startswith(header):
-            return None
-        try:
-            # Only this class writes the directory, and only the owner can (see above).
-            code = marshal.loads(data[len(header) :])  # noqa: S302
-        except (ValueError, EOFError, TypeError):
-            return None
-        return code if isinstance(code, CodeType) else None
-
-    def store(self, path: str, digest: bytes, code: CodeType) -> None:
-        if self.directory is None:
-            return
-        file = self.directory / f"{self.key(path, digest)}.bin"
-        try:
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as f:
-                f.write(importlib.util.MAGIC_NUMBER + digest + marshal.dumps(code))
-            Path(tmp).replace(file)
-        except OSError as exc:
-            log.debug("cannot cache compiled code of %s: %s", path, exc)
-
-
-class _DirectoryResources(TraversableResources):
-    """``importlib.resources`` support: a package's resources are files beside it."""
-
-    def __init__(self, directory: Path) -> None:
-        self._directory = directory
-
-    def files(self) -> Path:
-        """The package's directory."""
-        return self._directory
+    return _cache_root() / "plugyard" / "code"
 
 
 class _VerifiedLoader(importlib.abc.InspectLoader):
     """Loads one verified source module from the bytes it verified."""
 
-    def __init__(self, module: _Module, cache: _CodeCache) -> None:
+    def __init__(self, module: AddedModule, importer: VerifiedImporter) -> None:
         self._module = module
-        self._cache = cache
+        self._importer = importer
+
+    @property
+    def distribution(self) -> str:
+        """The distribution the module belongs to."""
+        return self._module.distribution
 
     def _verified_source(self) -> bytes:
         m = self._module
-        try:
-            data = read_all(m.path)
-        except OSError as exc:
-            raise SignatureError(
-                m.distribution,
-                [Problem(ProblemKind.MISSING_FILE, f"cannot be read at import: {exc}", m.path)],
-            ) from None
-        if hashlib.sha256(data).digest() != m.digest:
-            from ._manifest import hash_bytes, record_hash
-
-            raise SignatureError(
-                m.distribution,
-                [
-                    Problem(
-                        ProblemKind.HASH_MISMATCH,
-                        "changed since it was verified",
-                        m.path,
-                        expected=record_hash(m.digest),
-                        actual=hash_bytes(data),
-                    )
-                ],
-            )
-        return data
+        return read_verified(m.path, m.raw_digest, m.distribution)
 
     def get_code(self, fullname: str) -> CodeType:
         """Verify the source and return its code, compiled or from the cache.
@@ -188,12 +78,14 @@ class _VerifiedLoader(importlib.abc.InspectLoader):
         Raises:
             SignatureError: the file changed since it was verified.
         """
-        data = self._verified_source()
         m = self._module
-        code = self._cache.load(m.path, m.digest)
+        digest = m.raw_digest
+        data = read_verified(m.path, digest, m.distribution)
+        cache = self._importer._cache
+        code = cache.load(m.path, digest)
         if code is None:
             code = compile(data, m.path, "exec", dont_inherit=True)
-            self._cache.store(m.path, m.digest, code)
+            cache.store(m.path, digest, code)
         return code
 
     def get_source(self, fullname: str) -> str:
@@ -208,15 +100,60 @@ class _VerifiedLoader(importlib.abc.InspectLoader):
         """The source file's path."""
         return self._module.path
 
-    def get_resource_reader(self, fullname: str) -> _DirectoryResources | None:
-        """Resources of a package are the files in its directory (checked before import)."""
+    def get_data(self, path: str) -> bytes:
+        """The verified content of a signed file of the distribution (``pkgutil.get_data``).
+
+        Raises:
+            SignatureError: it changed since verification, or is not signed.
+            FileNotFoundError: it is neither signed nor there.
+        """
+        return self._importer.signed_data(self._module.distribution, os.fspath(path))
+
+    def get_resource_reader(self, fullname: str) -> VerifiedResources | None:
+        """Resources of a package: its signed files, read from verified bytes."""
         if not self._module.is_package:
             return None
-        return _DirectoryResources(Path(self._module.path).parent)
+        return self._importer.resources(self._module.distribution, (self._module.path,))
 
     def exec_module(self, module: ModuleType) -> None:
         """Run the verified code in the module's namespace."""
         exec(self.get_code(module.__name__), module.__dict__)  # noqa: S102 -- it is an importer
+
+
+class _VerifiedExtensionLoader(importlib.machinery.ExtensionFileLoader):
+    """The standard extension loader, for an extension the importer checked just before."""
+
+    def __init__(self, module: AddedModule) -> None:
+        super().__init__(module.name, module.path)
+        self.distribution = module.distribution
+
+
+class _NamespaceLoader(importlib.abc.InspectLoader):
+    """A namespace package the importer made itself, so that nothing can shadow it."""
+
+    def __init__(self, importer: VerifiedImporter, name: str, portions: Sequence[str]) -> None:
+        self._importer = importer
+        self._name = name
+        self._portions = tuple(portions)
+
+    def is_package(self, fullname: str) -> bool:
+        """A namespace is a package."""
+        return True
+
+    def get_source(self, fullname: str) -> str:
+        """A namespace package has no code."""
+        return ""
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        """The default module object."""
+        return
+
+    def exec_module(self, module: ModuleType) -> None:
+        """Nothing runs."""
+
+    def get_resource_reader(self, fullname: str) -> VerifiedResources | None:
+        """The signed files of the verified portions."""
+        return self._importer.namespace_resources(self._name, self._portions)
 
 
 class VerifiedImporter(importlib.abc.MetaPathFinder):
@@ -230,22 +167,35 @@ class VerifiedImporter(importlib.abc.MetaPathFinder):
     cannot be imported: if such a file exists, importing it raises
     :class:`SignatureError`, otherwise :class:`ModuleNotFoundError`.
 
-    Extension modules are hashed when found and then loaded by the standard
-    extension loader, which opens the file again: a file swapped in that
+    Namespace packages the distribution installs into are made here too,
+    with the verified portions first: a module or regular package of the
+    same name anywhere on the path searched (which would hide the namespace)
+    raises :class:`SignatureError` instead of being imported.
+
+    No other finder serves a verified module, whatever happens to
+    ``sys.meta_path``: the importer puts itself first again before any
+    ``import`` statement of a verified name (an audit hook sees each one
+    before the finders are asked), and it answers for verified names in the
+    path entry finders of their directories, so that a finder put ahead of
+    it that searches the path (the default ``PathFinder`` of a restored
+    snapshot, most import hooks) still gets the verified module.
+
+    Extension modules, and the shared libraries of ``*.libs`` directories
+    they load, are hashed just before the standard extension loader loads
+    the extension, which opens the file again: a file swapped in that
     instant is not caught.
 
-    Implicit namespace packages are left to the default import system; only
-    the modules in them are imported here. Resource files (read through
-    ``importlib.resources``) are checked by :func:`verify_distribution`
-    before import, not again at each read. ``__cached__`` names the standard
-    ``__pycache__`` location, as for any module with a file, but nothing
-    there is read or written.
+    Package data read through ``importlib.resources`` (or
+    ``pkgutil.get_data``) is served from verified bytes: the package's
+    signed files only, each hash checked at each read. ``__cached__`` names
+    the standard ``__pycache__`` location, as for any module with a file,
+    but nothing there is read or written.
 
-    The code cache is trusted as much as the user's home directory: it must
-    be owned by the current user and writable by no one else (otherwise it is
-    not used), and an entry is used only for the same path, source hash,
-    magic number and optimization level. ``sys.dont_write_bytecode`` is not
-    consulted (it is about ``__pycache__``); pass ``cache=False`` instead.
+    The code cache is used only when every component of its path is this
+    user's and writable by no one else (see :mod:`plugyard.trust`'s security
+    page), and an entry only for the same path, source hash, magic number
+    and optimization level. ``sys.dont_write_bytecode`` is not consulted (it
+    is about ``__pycache__``); pass ``cache=False`` instead.
 
     Args:
         cache_dir: Where to cache compiled code; by default
@@ -255,12 +205,15 @@ class VerifiedImporter(importlib.abc.MetaPathFinder):
 
     def __init__(self, cache_dir: StrPath | None = None, *, cache: bool = True) -> None:
         directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        self._cache = _CodeCache(directory if cache else None)
+        root = None if cache_dir is not None else _cache_root()
+        self._cache = CodeCache(directory if cache else None, root)
         self._lock = threading.Lock()
         # Replaced whole on every change, so find_spec reads them without a lock.
-        self._modules: dict[str, _Module] = {}
+        self._modules: dict[str, AddedModule] = {}
         # Namespace package name -> (distribution, its portion's directory) pairs.
-        self._namespaces: dict[str, tuple[tuple[str, Path], ...]] = {}
+        self._namespaces: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._dists: dict[str, AddedDistribution] = {}
+        self.active = False
 
     @property
     def cache_dir(self) -> Path | None:
@@ -270,11 +223,36 @@ class VerifiedImporter(importlib.abc.MetaPathFinder):
     @property
     def distributions(self) -> frozenset[str]:
         """The names of the distributions added."""
-        return frozenset(m.distribution for m in self._modules.values())
+        return frozenset(self._dists)
 
     def modules_of(self, distribution: str) -> tuple[str, ...]:
         """The dotted names of a distribution's modules, sorted."""
         return tuple(sorted(n for n, m in self._modules.items() if m.distribution == distribution))
+
+    def version_of(self, distribution: str) -> str | None:
+        """The verified version of an added distribution."""
+        dist = self._dists.get(distribution)
+        return dist.version if dist is not None else None
+
+    def owner(self, name: str) -> str | None:
+        """The distribution whose verified code module ``name`` is, if it was imported here."""
+        module = self._modules.get(name)
+        loaded = sys.modules.get(name)
+        loader = getattr(getattr(loaded, "__spec__", None), "loader", None)
+        if (
+            module is not None
+            and isinstance(loader, (_VerifiedLoader, _VerifiedExtensionLoader))
+            and loader.distribution == module.distribution
+        ):
+            return module.distribution
+        return None
+
+    def claims(self, fullname: str) -> bool:
+        """Whether ``fullname`` is for this importer alone to find (verified, or refused)."""
+        if fullname in self._modules or fullname in self._namespaces:
+            return True
+        parent = self._modules.get(fullname.rpartition(".")[0])
+        return parent is not None and parent.is_package
 
     def add(self, result: VerificationResult) -> tuple[str, ...]:
         """Import a verified installed distribution's modules through this importer.
@@ -308,54 +286,81 @@ class VerifiedImporter(importlib.abc.MetaPathFinder):
         site = result.location
         files = manifest.installed_files()
         layout = layout_of(files)
-        new: dict[str, _Module] = {}
-        # str(site.joinpath(*path.split("/"))), without a Path per module.
+        # str(site.joinpath(*path.split("/"))), without a Path per file.
         base = str(site)
         prefix = "" if base == "." else base if base.endswith(os.sep) else base + os.sep
-        for modname, module in layout.modules.items():
-            new[modname] = _Module(
-                modname,
-                name,
-                prefix + module.path.replace("/", os.sep),
-                digest_of(files[module.path].digest),
-                module.is_package,
-                module.is_extension,
+
+        dist = AddedDistribution(name, result.version, prefix, files)
+        absolute = dist.absolute
+        new = {
+            modname: _new(
+                AddedModule,
+                (
+                    modname,
+                    name,
+                    absolute(module.path),
+                    files[module.path].digest,
+                    module.is_package,
+                    module.is_extension,
+                ),
             )
+            for modname, module in layout.modules.items()
+        }
+        portions = {ns: absolute(ns.replace(".", "/")) for ns in layout.namespaces}
         with self._lock:
-            conflicts: list[Problem] = []
-            for modname in sorted(new):
-                other = self._modules.get(modname)
-                if other is not None and other.distribution != name:
-                    conflicts.append(
-                        Problem(
-                            ProblemKind.MODULE_CONFLICT,
-                            f"module {modname!r} is provided by {other.distribution!r} too",
-                            new[modname].path,
-                        )
-                    )
-                loaded = sys.modules.get(modname)
-                spec = getattr(loaded, "__spec__", None)
-                if loaded is not None and not isinstance(
-                    getattr(spec, "loader", None), _VerifiedLoader
-                ):
-                    conflicts.append(
-                        Problem(
-                            ProblemKind.IMPORTED_UNVERIFIED,
-                            f"module {modname!r} was imported before verification; its code "
-                            "ran unchecked. Add the distribution before anything imports it",
-                            new[modname].path,
-                        )
-                    )
+            conflicts = self._conflicts(name, new, portions)
             if conflicts:
                 raise SignatureError(name, conflicts)
             modules = {k: v for k, v in self._modules.items() if v.distribution != name}
             modules.update(new)
             namespaces = _without(self._namespaces, name)
-            for ns in layout.namespaces:
-                portion = (name, site.joinpath(*ns.split(".")))
-                namespaces[ns] = (*namespaces.get(ns, ()), portion)
-            self._modules, self._namespaces = modules, namespaces
+            for ns, directory in portions.items():
+                namespaces[ns] = (*namespaces.get(ns, ()), (name, directory))
+            dists = {**self._dists, name: dist}
+            self._modules, self._namespaces, self._dists = modules, namespaces, dists
+        packages = (os.path.dirname(m.path) for m in new.values() if m.is_package)
+        _guard.watch(self, [base, *portions.values(), *packages])
         return tuple(sorted({n.partition(".")[0] for n in new}))
+
+    def _conflicts(
+        self, name: str, new: Mapping[str, AddedModule], portions: Mapping[str, str]
+    ) -> list[Problem]:
+        conflicts: list[Problem] = []
+        for modname in sorted(new):
+            other = self._modules.get(modname)
+            if other is not None and other.distribution != name:
+                conflicts.append(
+                    Problem(
+                        ProblemKind.MODULE_CONFLICT,
+                        f"module {modname!r} is provided by {other.distribution!r} too",
+                        new[modname].path,
+                    )
+                )
+            loaded = sys.modules.get(modname)
+            spec = getattr(loaded, "__spec__", None)
+            if loaded is not None and not isinstance(
+                getattr(spec, "loader", None), (_VerifiedLoader, _VerifiedExtensionLoader)
+            ):
+                conflicts.append(
+                    Problem(
+                        ProblemKind.IMPORTED_UNVERIFIED,
+                        f"module {modname!r} was imported before verification; its code "
+                        "ran unchecked. Add the distribution before anything imports it",
+                        new[modname].path,
+                    )
+                )
+        for ns, directory in sorted(portions.items()):
+            loaded = sys.modules.get(ns)
+            if loaded is not None and getattr(loaded, "__file__", None) is not None:
+                conflicts.append(
+                    Problem(
+                        ProblemKind.SHADOWED,
+                        f"{ns!r}, a namespace package this distribution installs into, was "
+                        f"imported as a module from {loaded.__file__}, whose code ran",
+                        directory,
+                    )
+                )
+        return conflicts
 
     def remove(self, distribution: str) -> None:
         """Stop importing a distribution's modules here (those imported stay imported)."""
@@ -364,14 +369,18 @@ class VerifiedImporter(importlib.abc.MetaPathFinder):
                 k: v for k, v in self._modules.items() if v.distribution != distribution
             }
             self._namespaces = _without(self._namespaces, distribution)
+            self._dists = {k: v for k, v in self._dists.items() if k != distribution}
 
     def install(self) -> None:
-        """Put this importer first on ``sys.meta_path`` (once)."""
-        if self not in sys.meta_path:
-            sys.meta_path.insert(0, self)
+        """Put this importer first on ``sys.meta_path`` (again, if something went ahead of it)."""
+        self.active = True
+        _guard.activate(self)
+        _guard.put_first(self)
 
     def uninstall(self) -> None:
-        """Take this importer off ``sys.meta_path``."""
+        """Take this importer off ``sys.meta_path``; it no longer puts itself back."""
+        self.active = False
+        _guard.deactivate(self)
         while self in sys.meta_path:
             sys.meta_path.remove(self)
 
@@ -392,7 +401,9 @@ class VerifiedImporter(importlib.abc.MetaPathFinder):
 
         Raises:
             SignatureError: an unlisted importable file would be imported
-                inside a verified package, or an extension module changed.
+                inside a verified package, a namespace package the
+                distribution installs into is shadowed, or an extension
+                module or a library it loads changed.
             ModuleNotFoundError: a submodule of a verified package that the
                 manifest does not list, and no file for it exists.
         """
@@ -401,73 +412,147 @@ class VerifiedImporter(importlib.abc.MetaPathFinder):
             return self._spec(module)
         portions = self._namespaces.get(fullname)
         if portions is not None:
-            # The default import system makes the namespace package, unless an
-            # __init__ planted in a verified portion makes it a regular one.
-            for distribution, directory in portions:
-                for suffix in IMPORTABLE_SUFFIXES:
-                    _refuse_unlisted(distribution, fullname, directory / f"__init__{suffix}")
-            return None
+            return self._namespace_spec(fullname, path, portions)
         parent_name, _, last = fullname.rpartition(".")
         parent = self._modules.get(parent_name)
         if parent is None or not parent.is_package:
             return None
-        base = Path(parent.path).parent
-        for suffix in IMPORTABLE_SUFFIXES:
-            _refuse_unlisted(parent.distribution, fullname, base / f"{last}{suffix}")
-            _refuse_unlisted(parent.distribution, fullname, base / last / f"__init__{suffix}")
+        base = os.path.dirname(parent.path)
+        for found in shadows(base, last):
+            refuse_unlisted(found, parent.distribution, f"the module {fullname!r}")
         raise ModuleNotFoundError(
             f"No module named {fullname!r} (not in the signed manifest of {parent.distribution!r})",
             name=fullname,
         )
 
-    def _spec(self, module: _Module) -> importlib.machinery.ModuleSpec:
+    def _spec(self, module: AddedModule) -> importlib.machinery.ModuleSpec:
         if module.is_extension:
             self._check_extension(module)
-            loader: importlib.abc.Loader = importlib.machinery.ExtensionFileLoader(
-                module.name, module.path
-            )
+            loader: importlib.abc.Loader = _VerifiedExtensionLoader(module)
         else:
-            loader = _VerifiedLoader(module, self._cache)
+            loader = _VerifiedLoader(module, self)
         spec = importlib.machinery.ModuleSpec(
             module.name, loader, origin=module.path, is_package=module.is_package
         )
         spec.has_location = True
+        if not module.is_extension and _TAG is not None and sys.pycache_prefix is None:
+            # What importlib's cache_from_source says, in one f-string: import
+            # machinery would work it out for __cached__ with a dozen calls.
+            head, sep, tail = module.path.rpartition(os.sep)
+            opt = f".opt-{sys.flags.optimize}" if sys.flags.optimize else ""
+            spec.cached = f"{head}{sep}__pycache__{sep}{tail[:-3]}.{_TAG}{opt}.pyc"
         if module.is_package:
-            spec.submodule_search_locations = [str(Path(module.path).parent)]
+            spec.submodule_search_locations = [os.path.dirname(module.path)]
         return spec
 
-    @staticmethod
-    def _check_extension(module: _Module) -> None:
-        try:
-            digest, _ = hash_file(Path(module.path))
-        except OSError as exc:
-            raise SignatureError(
-                module.distribution,
-                [Problem(ProblemKind.MISSING_FILE, f"cannot be read: {exc}", module.path)],
-            ) from None
-        if digest_of(digest) != module.digest:
-            raise SignatureError(
-                module.distribution,
-                [Problem(ProblemKind.HASH_MISMATCH, "changed since it was verified", module.path)],
-            )
-
-
-def _refuse_unlisted(distribution: str, fullname: str, candidate: Path) -> None:
-    if candidate.is_file():
-        raise SignatureError(
-            distribution,
-            [
-                Problem(
-                    ProblemKind.UNLISTED_FILE,
-                    f"would be imported as {fullname!r} but is not in the signed manifest",
-                    str(candidate),
+    def _namespace_spec(
+        self, fullname: str, path: Sequence[str] | None, portions: tuple[tuple[str, str], ...]
+    ) -> importlib.machinery.ModuleSpec:
+        last = fullname.rpartition(".")[2]
+        verified = [directory for _, directory in portions]
+        searched = search_dirs([*(sys.path if path is None else path)])
+        for directory in dict.fromkeys([*searched, *(os.path.dirname(d) for d in verified)]):
+            for found in shadows(directory, last):
+                owners = ", ".join(sorted({dist for dist, _ in portions}))
+                raise SignatureError(
+                    portions[0][0],
+                    [
+                        Problem(
+                            ProblemKind.SHADOWED,
+                            f"would be imported instead of the namespace package {fullname!r} "
+                            f"that {owners} install(s) into; it is not imported",
+                            found,
+                        )
+                    ],
                 )
-            ],
+        others = [os.path.join(d, last) for d in searched]
+        locations = [*verified, *(d for d in others if d not in verified and os.path.isdir(d))]
+        spec = importlib.machinery.ModuleSpec(
+            fullname, _NamespaceLoader(self, fullname, verified), is_package=True
         )
+        spec.submodule_search_locations = locations
+        return spec
+
+    def _check_extension(self, module: AddedModule) -> None:
+        """Hash the extension and every shared library its distribution vendors, now."""
+        dist = self._dists.get(module.distribution)
+        checks = [(module.path, module.raw_digest)]
+        for directory in dist.libraries if dist is not None else ():
+            assert dist is not None  # noqa: S101 - the loop is empty otherwise
+            listed = {p: d for p, d in dist.files.items() if os.path.dirname(p) == directory}
+            try:
+                names = sorted(os.listdir(directory))
+            except OSError:
+                names = []
+            for entry in names:
+                if os.path.join(directory, entry) not in listed:
+                    refuse_unlisted(
+                        os.path.join(directory, entry), module.distribution, "a shared library"
+                    )
+            checks.extend(sorted(listed.items()))
+        for file, expected in checks:
+            try:
+                found, _ = hash_file(file)
+            except OSError as exc:
+                raise SignatureError(
+                    module.distribution,
+                    [Problem(ProblemKind.MISSING_FILE, f"cannot be read: {exc}", file)],
+                ) from None
+            if digest_of(found) != expected:
+                raise SignatureError(
+                    module.distribution,
+                    [
+                        Problem(
+                            ProblemKind.HASH_MISMATCH,
+                            "changed since it was verified; the extension module "
+                            f"{module.name!r} is not loaded",
+                            file,
+                            expected=record_hash(expected),
+                            actual=found,
+                        )
+                    ],
+                )
+
+    def signed_data(self, distribution: str, path: str) -> bytes:
+        """The verified content of one signed file of ``distribution``, by absolute path.
+
+        Raises:
+            SignatureError: it changed since verification, or it is not signed.
+            FileNotFoundError: it is neither signed nor there.
+        """
+        dist = self._dists.get(distribution)
+        digest = dist.files.get(os.path.abspath(path)) if dist is not None else None
+        if digest is None:
+            refuse_unlisted(path, distribution, "data of the package")
+        assert digest is not None  # noqa: S101 - refuse_unlisted always raises
+        return read_verified(os.path.abspath(path), digest, distribution)
+
+    def resources(self, distribution: str, inits: Sequence[str]) -> VerifiedResources | None:
+        """The reader of the signed files beside a package's ``__init__``."""
+        dist = self._dists.get(distribution)
+        if dist is None:
+            return None
+        directory = os.path.dirname(inits[0])
+        root = VerifiedTraversable(dist.package_files(directory), directory, distribution)
+        return VerifiedResources(root)
+
+    def namespace_resources(self, name: str, portions: Sequence[str]) -> VerifiedResources | None:
+        """The reader of the signed files of a namespace package's verified portions."""
+        files: dict[str, Signed] = {}
+        owner = ""
+        for distribution, directory in self._namespaces.get(name, ()):
+            dist = self._dists.get(distribution)
+            if dist is not None and directory in portions:
+                owner = owner or distribution
+                for rel, signed in dist.package_files(directory).items():
+                    files.setdefault(rel, signed)
+        if not owner:
+            return None
+        return VerifiedResources(VerifiedTraversable(files, portions[0], owner))
 
 
 def _without(
-    namespaces: dict[str, tuple[tuple[str, Path], ...]], distribution: str
-) -> dict[str, tuple[tuple[str, Path], ...]]:
+    namespaces: dict[str, tuple[tuple[str, str], ...]], distribution: str
+) -> dict[str, tuple[tuple[str, str], ...]]:
     kept = {k: tuple(p for p in v if p[0] != distribution) for k, v in namespaces.items()}
     return {k: v for k, v in kept.items() if v}

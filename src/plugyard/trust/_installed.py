@@ -8,17 +8,16 @@ and the default import system would run it instead of the verified source;
 no check of the ``.pyc`` itself can help (its hash in ``RECORD`` is written
 by the same installer an attacker can imitate). So the defence is in the
 importer: :class:`VerifiedImporter` never reads ``__pycache__`` and compiles
-the verified source itself. A ``.pyc`` that belongs to no listed source, or
-any other unlisted importable file, is reported.
+the verified source itself. A ``.pyc`` that belongs to no listed source is
+inert in ``__pycache__`` (no import system runs it without its source) and
+reported anywhere else, as is any other unlisted importable file.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import hashlib
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib import metadata as std_metadata
@@ -27,9 +26,10 @@ from typing import Protocol
 
 from packaging.utils import canonicalize_name
 
-from ._files import hash_file, read_small
+from ._entrypoints import parse_entry_points
+from ._files import hash_file, read_small, record_hash
 from ._keys import Keyring, StrPath
-from ._layout import IMPORTABLE_SUFFIXES, Layout, layout_of
+from ._layout import layout_of
 from ._manifest import (
     MAX_ENVELOPE_SIZE,
     SIGNATURE_FILE,
@@ -39,6 +39,14 @@ from ._manifest import (
     open_envelope,
 )
 from ._problems import Problem, ProblemKind, VerificationResult
+from ._record import check_record, scripts_of
+from ._scan import (
+    namespace_shadows,
+    scan_dist_info,
+    scan_libraries,
+    scan_packages,
+    startup_files,
+)
 from ._wheel import identity_problems, parse_metadata
 
 
@@ -49,12 +57,8 @@ class DistributionLike(Protocol):
         """The text of a metadata file."""
 
 
-#: Files installers add to a dist-info directory, which no signature can cover.
-INSTALLER_FILES = frozenset({"INSTALLER", "REQUESTED", "direct_url.json", "RECORD", SIGNATURE_FILE})
 _MAX_TEXT = 16 * 1024 * 1024
-# A RECORD path that is absolute, has a ``..`` or ``.`` component in the
-# middle, or a backslash: normalized before it is compared.
-_UNUSUAL_RECORD_PATH = re.compile(r"\A/|\\|/\./|(?:\A|/)\.\.(?:/|\Z)")
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 
 def verify_distribution(
@@ -127,7 +131,16 @@ def _verify_dist_info(
     info: Path, name_given: Callable[[], str], keyring: Keyring
 ) -> VerificationResult:
     site = info.parent
-    raw = read_small(info / "METADATA", _MAX_TEXT)
+    prefix = f"{info}{os.sep}"  # str paths: a Path per file costs more than reading it
+    raw = read_small(prefix + "METADATA", _MAX_TEXT)
+    if raw is not None and len(raw) >= _MAX_TEXT:
+        # Not read whole, and what is parsed must be what is hashed.
+        return _failed(
+            name_given(),
+            ProblemKind.UNREADABLE,
+            f"METADATA is larger than {_MAX_TEXT} bytes",
+            f"{info.name}/METADATA",
+        )
     meta_name, version = parse_metadata(raw) if raw is not None else (None, None)
     name = canonicalize_name(meta_name) if meta_name else name_given()
 
@@ -138,11 +151,11 @@ def _verify_dist_info(
             name, version, _unique(problems), signers, manifest, site, installed=True
         )
 
-    editable = _editable(info)
+    editable = _editable(prefix, info.name)
     if editable is not None:
         return result([editable])
     signature = f"{info.name}/{SIGNATURE_FILE}"
-    data = read_small(info / SIGNATURE_FILE, MAX_ENVELOPE_SIZE + 1)
+    data = read_small(prefix + SIGNATURE_FILE, MAX_ENVELOPE_SIZE + 1)
     opened = open_envelope(data, keyring, signature)
     manifest = opened.manifest
     if manifest is None:
@@ -156,15 +169,35 @@ def _verify_dist_info(
         # A manifest of another distribution: comparing files would only add noise.
         return result(problems, manifest, opened.signers)
     files = manifest.installed_files()
-    # METADATA was read whole above: hash those bytes, the ones that were parsed.
-    read = {f"{info.name}/METADATA": raw} if raw is not None and len(raw) < _MAX_TEXT else {}
+    # Read whole the files whose content is used (METADATA above, entry_points.txt
+    # here): the bytes hashed are the bytes parsed, whatever changes on disk.
+    read: dict[str, bytes] = {} if raw is None else {f"{info.name}/METADATA": raw}
+    eps_rel = f"{info.name}/entry_points.txt"
+    eps_raw = read_small(prefix + "entry_points.txt", _MAX_TEXT) if eps_rel in files else None
+    if eps_raw is not None and len(eps_raw) < _MAX_TEXT:
+        read[eps_rel] = eps_raw
     problems.extend(_hash_files(site, files, read))
+    entry_points: tuple[tuple[str, str, str], ...] = ()
+    if eps_rel in read and not any(p.path == eps_rel for p in problems):
+        entry_points = parse_entry_points(read[eps_rel])
     layout = layout_of(files)
-    problems.extend(_check_record(site, info, files))
-    problems.extend(_scan_dist_info(site, info, files))
-    problems.extend(_scan_packages(site, files, layout))
+    problems.extend(check_record(site, info.name, files, scripts_of(entry_points)))
+    problems.extend(scan_dist_info(site, info.name, files))
+    problems.extend(scan_packages(site, files, layout))
+    problems.extend(scan_libraries(site, files))
+    problems.extend(startup_files(files))
     problems.extend(_check_pth(site, files))
-    return result(problems, manifest, opened.signers)
+    problems.extend(namespace_shadows(site, files, layout, sys.path))
+    return VerificationResult(
+        name,
+        version,
+        _unique(problems),
+        opened.signers,
+        manifest,
+        site,
+        installed=True,
+        entry_points=entry_points,
+    )
 
 
 def _unique(problems: Sequence[Problem]) -> tuple[Problem, ...]:
@@ -177,8 +210,8 @@ def _unique(problems: Sequence[Problem]) -> tuple[Problem, ...]:
     return tuple(out)
 
 
-def _editable(info: Path) -> Problem | None:
-    raw = read_small(info / "direct_url.json", _MAX_TEXT)
+def _editable(prefix: str, info: str) -> Problem | None:
+    raw = read_small(prefix + "direct_url.json", _MAX_TEXT)
     if raw is None:
         return None
     try:
@@ -191,7 +224,7 @@ def _editable(info: Path) -> Problem | None:
             ProblemKind.EDITABLE_INSTALL,
             "is an editable install: its code lives outside the installed files and "
             "no signature covers it; install the signed wheel instead",
-            f"{info.name}/direct_url.json",
+            f"{info}/direct_url.json",
         )
     return None
 
@@ -199,18 +232,45 @@ def _editable(info: Path) -> Problem | None:
 def _hash_files(
     site: Path, files: dict[str, ManifestFile], read: Mapping[str, bytes]
 ) -> Iterator[Problem]:
-    """Hash every file of the manifest; ``read`` holds the content of files already read."""
+    """Hash every file of the manifest; ``read`` holds the content of files already read.
+
+    The manifest says each file's size, so one ``read`` of one byte more
+    gets a regular file of that size whole and shows it ends there: no
+    ``fstat`` and no second read in the common case. Anything else (larger,
+    smaller, not a regular file) takes the long way, which says what it is.
+    """
     prefix = f"{site}{os.sep}"
+    sha256 = hashlib.sha256
     for rel, entry in files.items():
-        try:
-            content = read.get(rel)
-            digest = hash_bytes(content) if content is not None else hash_file(prefix + rel)[0]
-        except FileNotFoundError:
-            yield Problem(ProblemKind.MISSING_FILE, "is in the signed manifest but missing", rel)
-            continue
-        except OSError as exc:
-            yield Problem(ProblemKind.UNREADABLE, f"cannot be read: {exc}", rel)
-            continue
+        content = read.get(rel)
+        if content is None:
+            try:
+                fd = os.open(prefix + rel, _READ_FLAGS)
+            except FileNotFoundError:
+                yield Problem(
+                    ProblemKind.MISSING_FILE, "is in the signed manifest but missing", rel
+                )
+                continue
+            except OSError as exc:
+                yield Problem(ProblemKind.UNREADABLE, f"cannot be read: {exc}", rel)
+                continue
+            try:
+                content = os.read(fd, entry.size + 1)
+            except OSError as exc:
+                yield Problem(ProblemKind.UNREADABLE, f"cannot be read: {exc}", rel)
+                continue
+            finally:
+                os.close(fd)
+            if len(content) != entry.size:
+                try:
+                    digest = hash_file(prefix + rel)[0]
+                except OSError as exc:
+                    yield Problem(ProblemKind.UNREADABLE, f"cannot be read: {exc}", rel)
+                    continue
+            else:
+                digest = record_hash(sha256(content).digest())
+        else:
+            digest = hash_bytes(content)
         if digest != entry.digest:
             yield Problem(
                 ProblemKind.HASH_MISMATCH,
@@ -219,189 +279,6 @@ def _hash_files(
                 expected=entry.digest,
                 actual=digest,
             )
-
-
-def _is_bytecode_of_listed(rel: str, files: dict[str, ManifestFile]) -> bool:
-    """Whether ``rel`` is ``<dir>/__pycache__/<stem>.<tag>.pyc`` of a listed ``<dir>/<stem>.py``."""
-    head, _, name = rel.rpartition("/")
-    if not name.endswith(".pyc") or not (head == "__pycache__" or head.endswith("/__pycache__")):
-        return False
-    package = head.removesuffix("__pycache__")
-    return f"{package}{name.partition('.')[0]}.py" in files
-
-
-def _check_record(site: Path, info: Path, files: dict[str, ManifestFile]) -> Iterator[Problem]:
-    record_rel = f"{info.name}/RECORD"
-    raw = read_small(info / "RECORD", _MAX_TEXT)
-    if raw is None:
-        yield Problem(ProblemKind.RECORD_MISMATCH, "there is no installed RECORD", record_rel)
-        return
-    try:
-        rows = _csv_rows(raw.decode("utf-8"))
-    except (UnicodeDecodeError, csv.Error) as exc:
-        yield Problem(ProblemKind.RECORD_MISMATCH, f"RECORD is not UTF-8 CSV: {exc}", record_rel)
-        return
-    site_text = os.path.normpath(site)
-    listed: set[str] = set()
-    info_prefix = f"{info.name}/"
-    for row in rows:
-        if not row or not row[0]:
-            continue
-        rel = row[0]
-        if _UNUSUAL_RECORD_PATH.search(rel) is not None:
-            # Lexical, as the installer wrote it: resolving symlinks would change the answer.
-            resolved = os.path.normpath(os.path.join(site_text, rel))  # noqa: PTH118
-            rel = os.path.relpath(resolved, site_text).replace(os.sep, "/")
-        else:
-            resolved = ""
-        if rel == ".." or rel.startswith("../"):
-            if _importable_elsewhere(resolved):
-                yield Problem(
-                    ProblemKind.UNLISTED_FILE,
-                    "RECORD installs an importable file on the import path outside the "
-                    "distribution; the signed manifest does not list it",
-                    row[0],
-                )
-            continue
-        listed.add(rel)
-        entry = files.get(rel)
-        if entry is not None:
-            if len(row) > 1 and row[1] and row[1] != entry.digest:
-                yield Problem(
-                    ProblemKind.RECORD_MISMATCH,
-                    "RECORD's hash differs from the signed manifest",
-                    rel,
-                    expected=entry.digest,
-                    actual=row[1],
-                )
-            continue
-        if rel.startswith(info_prefix) and rel[len(info_prefix) :] in INSTALLER_FILES:
-            continue
-        if _is_bytecode_of_listed(rel, files):
-            continue
-        yield Problem(
-            ProblemKind.UNLISTED_FILE, "RECORD lists a file the signed manifest does not", rel
-        )
-    for rel in sorted(files.keys() - listed):
-        yield Problem(ProblemKind.RECORD_MISMATCH, "is not listed in the installed RECORD", rel)
-
-
-def _csv_rows(text: str) -> list[list[str]]:
-    """The rows ``csv.reader`` reads from ``text``, without it when nothing needs it.
-
-    With no quote, NUL or carriage return, and no field that could pass the
-    field size limit, a CSV row is its line split at commas.
-
-    Raises:
-        csv.Error: the text is not CSV.
-    """
-    if '"' in text or "\0" in text or "\r" in text or len(text) > csv.field_size_limit():
-        return list(csv.reader(io.StringIO(text, newline="")))
-    return [line.split(",") for line in text.split("\n")]
-
-
-def _importable_elsewhere(resolved: str) -> bool:
-    if not resolved.endswith(IMPORTABLE_SUFFIXES):
-        return False
-    parent = Path(resolved).parent
-    return any(Path(p or ".").absolute() == parent for p in sys.path)
-
-
-def _scan_dist_info(site: Path, info: Path, files: dict[str, ManifestFile]) -> Iterator[Problem]:
-    # An added entry_points.txt would declare entry points the signer never did.
-    for rel in _walk(site, info.name):
-        if rel in files or rel.partition("/")[2] in INSTALLER_FILES:
-            continue
-        yield Problem(
-            ProblemKind.UNLISTED_FILE, "is in the dist-info directory but not signed", rel
-        )
-
-
-def _walk(site: Path, top: str) -> list[str]:
-    """Site-relative paths of the files below ``site/top`` (symlinks not followed).
-
-    What ``os.walk`` finds, in its order: a symlink to a directory is neither
-    a file nor walked into; an unreadable directory is skipped. ``top`` is a
-    normalized ``/``-separated relative path. One ``scandir`` per directory
-    and no other system call (``os.walk`` adds an ``lstat`` per directory).
-    """
-    base = f"{site}{os.sep}"
-    found: list[str] = []
-    pending = [top]
-    while pending:
-        rel_dir = pending.pop()
-        try:
-            with os.scandir(base + rel_dir) as it:
-                entries = list(it)
-        except OSError:
-            continue
-        subdirs = []
-        for entry in entries:
-            try:
-                is_dir = entry.is_dir()
-            except OSError:
-                is_dir = False
-            if not is_dir:
-                found.append(f"{rel_dir}/{entry.name}")
-                continue
-            try:
-                is_link = entry.is_symlink()
-            except OSError:
-                is_link = False
-            if not is_link:
-                subdirs.append(f"{rel_dir}/{entry.name}")
-        pending.extend(reversed(subdirs))  # depth first, in directory order, as os.walk
-    return found
-
-
-def _scan_packages(site: Path, files: dict[str, ManifestFile], layout: Layout) -> Iterator[Problem]:
-    for root in layout.roots:
-        for rel in _walk(site, root):
-            if rel in files or not rel.endswith(IMPORTABLE_SUFFIXES):
-                continue
-            if _is_bytecode_of_listed(rel, files):
-                continue
-            yield Problem(
-                ProblemKind.UNLISTED_FILE,
-                "is an importable file in the package that the signed manifest does not list",
-                rel,
-            )
-    # Outside the roots, other distributions may share a directory (namespace
-    # packages, site-packages itself); look only for files that would shadow
-    # or replace this distribution's modules.
-    for name in sorted(layout.namespaces):
-        base = name.replace(".", "/")
-        for candidate in _module_files(site, base, "__init__"):
-            if candidate not in files:
-                yield Problem(
-                    ProblemKind.UNLISTED_FILE,
-                    f"turns the namespace package {name!r} into a regular package",
-                    candidate,
-                )
-    for module in layout.loose_modules:
-        if module.is_package:
-            continue
-        base, _, stem = module.path.rpartition("/")
-        stem = module.name.rpartition(".")[2]
-        for candidate in _module_files(site, base, stem):
-            if candidate not in files:
-                yield Problem(
-                    ProblemKind.UNLISTED_FILE,
-                    f"would be imported instead of the module {module.name!r}",
-                    candidate,
-                )
-
-
-def _module_files(site: Path, base: str, stem: str) -> Iterator[str]:
-    """Existing files that the import system would load as ``base/stem``."""
-    prefix = f"{base}/" if base else ""
-    names = [f"{stem}{suffix}" for suffix in IMPORTABLE_SUFFIXES if suffix != ".pth"]
-    names.extend(f"{stem}/__init__{suffix}" for suffix in IMPORTABLE_SUFFIXES)
-    site_prefix = f"{site}{os.sep}"
-    for name in names:
-        rel = f"{prefix}{name}"
-        if os.path.isfile(site_prefix + rel):  # noqa: PTH113 - a Path per candidate costs more
-            yield rel
 
 
 def _check_pth(site: Path, files: dict[str, ManifestFile]) -> Iterator[Problem]:

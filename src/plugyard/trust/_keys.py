@@ -16,12 +16,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from packaging.utils import canonicalize_name
 
+from ._files import read_limited
 from ._problems import InvalidKeyError
 
 StrPath = Union[str, "os.PathLike[str]"]
 
 #: The file beside ``<name>.pem`` that limits a key to some distributions.
 SCOPE_SUFFIX = ".scope"
+#: Larger key or scope files are refused unread.
+_MAX_KEYRING_FILE = 1024 * 1024
 
 
 def key_id(key: Ed25519PublicKey | Ed25519PrivateKey) -> str:
@@ -153,7 +156,10 @@ def load_public_key(path: StrPath) -> Ed25519PublicKey:
             refused too: keyrings hold public keys only).
     """
     file = Path(path)
-    data = file.read_bytes()
+    return _public_key(file.read_bytes(), file)
+
+
+def _public_key(data: bytes, file: Path) -> Ed25519PublicKey:
     if b"PRIVATE KEY-----" in data:
         raise InvalidKeyError(
             f"{file} is a private key; give verifiers the public key ({file.stem}.pub.pem)",
@@ -169,6 +175,26 @@ def load_public_key(path: StrPath) -> Ed25519PublicKey:
             path=file,
         )
     return key
+
+
+def _read_keyring_file(file: Path) -> bytes:
+    """A keyring file's bytes; anything that keeps it from being read is an error.
+
+    Raises:
+        InvalidKeyError: it cannot be read, is not a regular file (a FIFO, a
+            directory, a dangling symlink) or is too large.
+    """
+    try:
+        return read_limited(file, _MAX_KEYRING_FILE)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        if file.is_symlink() and not file.exists():
+            why = "it is a symlink to nothing"
+        raise InvalidKeyError(
+            f"{file} cannot be read ({why}); a keyring file that cannot be read is an "
+            "error, never the absence of a restriction",
+            path=file,
+        ) from None
 
 
 def _check_scope(_instance: object, _attribute: object, value: frozenset[str] | None) -> None:
@@ -264,21 +290,64 @@ class Keyring:
 
     @classmethod
     def from_directory(cls, directory: StrPath, *, threshold: int = 1) -> Keyring:
-        """A keyring of every ``*.pem`` public key in ``directory`` (not its subdirectories).
+        """A keyring of every ``*.pem`` public key in ``directory``.
+
+        The directory holds nothing else but the scope files of those keys:
+        any other entry (a ``<key>.pub.scope``, a scope file of no key, a
+        subdirectory, a dangling symlink, a README) is an error, so that a
+        misnamed or unreadable scope file can never leave its key trusted for
+        every distribution.
 
         Raises:
-            OSError: the directory or a file in it cannot be read.
-            InvalidKeyError: no key, a file that is not an Ed25519 public key
-                (a private key included), a key present twice, or a
-                threshold that cannot be met.
+            InvalidKeyError: the directory cannot be read, an entry is not a
+                key or scope file, a file cannot be read or parsed (a file
+                that is not an Ed25519 public key, a private key included), a
+                key is present twice, or the threshold cannot be met. The
+                error's ``path`` is the file concerned.
         """
         root = Path(directory)
+        try:
+            names = sorted(os.listdir(root))  # noqa: PTH208 - names, and OSError, are wanted
+        except OSError as exc:
+            raise InvalidKeyError(
+                f"cannot read the keyring directory {root}: {exc.strerror or exc}", path=root
+            ) from None
+        key_files: list[tuple[str, Path]] = []
+        scope_files: dict[str, Path] = {}
+        for entry in names:
+            file = root / entry
+            if entry.endswith(".pem") and entry != ".pem":
+                key_files.append((entry.removesuffix(".pem").removesuffix(".pub"), file))
+            elif entry.endswith(SCOPE_SUFFIX) and entry != SCOPE_SUFFIX:
+                scope_files[entry.removesuffix(SCOPE_SUFFIX)] = file
+            else:
+                raise InvalidKeyError(
+                    f"{file} is neither a public key (<name>.pem, <name>.pub.pem) nor the "
+                    "scope file of one (<name>.scope); a keyring directory holds nothing else",
+                    path=file,
+                )
+        stems = {stem for stem, _ in key_files}
+        for stem, file in sorted(scope_files.items()):
+            if stem not in stems:
+                bare = stem.removesuffix(".pub")
+                hint = f"; the scope of {bare}.pub.pem is {bare}.scope" if bare in stems else ""
+                raise InvalidKeyError(
+                    f"{file} is the scope file of no key in {root}{hint}", path=file
+                )
         keys: list[TrustedKey] = []
-        for file in sorted(root.glob("*.pem")):
-            name = file.name.removesuffix(".pem").removesuffix(".pub")
-            scope_file = root / f"{name}{SCOPE_SUFFIX}"
-            scope = _read_scope(scope_file) if scope_file.exists() else None
-            keys.append(TrustedKey(load_public_key(file), name, scope))
+        seen: dict[str, Path] = {}
+        for stem, file in key_files:
+            key = _public_key(_read_keyring_file(file), file)
+            if stem in seen:
+                raise InvalidKeyError(
+                    f"{file} and {seen[stem].name} are both the key {stem!r}; keep one, so "
+                    "that its scope file is not shared by accident",
+                    path=file,
+                )
+            seen[stem] = file
+            scope_file = scope_files.get(stem)
+            scope = None if scope_file is None else _read_scope(scope_file)
+            keys.append(TrustedKey(key, stem, scope))
         if not keys:
             raise InvalidKeyError(
                 f"no public keys (*.pem) in {root}: with no trusted key nothing can verify",
@@ -304,12 +373,16 @@ class Keyring:
 
 
 def _read_scope(file: Path) -> frozenset[str]:
+    try:
+        text = _read_keyring_file(file).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidKeyError(f"{file} is not UTF-8 text: {exc}", path=file) from None
     names = set()
-    for number, raw in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.partition("#")[0].strip()
         if not line:
             continue
-        if not all(c.isalnum() or c in "._-*?[]" for c in line):
+        if not all(c.isascii() and (c.isalnum() or c in "._-*?[]") for c in line):
             raise InvalidKeyError(
                 f"{file}:{number}: {line!r} is not a distribution name or pattern", path=file
             )

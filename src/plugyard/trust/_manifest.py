@@ -12,16 +12,18 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from packaging.utils import canonicalize_name
 
+from ._files import record_hash
 from ._keys import Keyring, key_id
 from ._problems import Problem, ProblemKind
 
@@ -35,6 +37,8 @@ MAX_ENVELOPE_SIZE = 4 * 1024 * 1024
 MAX_SIGNATURES = 16
 
 _HASH = re.compile(r"^sha256=[A-Za-z0-9_-]{43}$")
+# Every hash of a manifest, one per line: what _HASH accepts, in one call.
+_HASHES = re.compile(r"sha256=[A-Za-z0-9_-]{43}(?:\nsha256=[A-Za-z0-9_-]{43})*", re.ASCII)
 _BAD_PARTS = frozenset({"", ".", ".."})
 # Paths path_problem() certainly accepts, checked in one call: components of
 # ASCII letters, digits and ``_.+-`` not starting with a dot, no __pycache__,
@@ -43,19 +47,16 @@ _PLAIN_PATH = re.compile(
     r"(?!(?:.*/)?__pycache__(?:/|\Z))(?!.*\.py[co]\Z)[\w+-][\w.+-]*(?:/[\w+-][\w.+-]*)*",
     re.ASCII,
 )
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
+# Every path of a manifest, one per line, made of such components (in one call;
+# bytecode and __pycache__ are looked for apart, without backtracking).
+_PLAIN_LINE = r"[\w+-][\w.+-]*(?:/[\w+-][\w.+-]*)*"
+_PLAIN_PATHS = re.compile(rf"{_PLAIN_LINE}(?:\n{_PLAIN_LINE})*", re.ASCII)
+_BYTECODE_LINE = re.compile(r"\.py[co](?:\n|\Z)")
 _ED25519_SIGNATURE_SIZE = 64
 
 
 class ManifestError(ValueError):
     """The payload or envelope is malformed; the message says how."""
-
-
-def record_hash(digest: bytes) -> str:
-    """A SHA-256 digest as ``RECORD`` writes it: ``sha256=`` + urlsafe base64, no padding."""
-    # base64.urlsafe_b64encode without its two Python-level calls: this runs once per file.
-    encoded = binascii.b2a_base64(digest, newline=False).translate(_URLSAFE)
-    return "sha256=" + encoded.rstrip(b"=").decode("ascii")
 
 
 def hash_bytes(data: bytes) -> str:
@@ -86,19 +87,22 @@ def path_problem(path: str) -> str | None:
     return None
 
 
-@attrs.frozen
-class ManifestFile:
-    """One file of a signed manifest.
+class ManifestFile(NamedTuple):
+    """One file of a signed manifest: ``(path, digest, size)``.
 
-    Attributes:
-        path: Its path in the wheel.
-        digest: ``sha256=`` + urlsafe base64 of its SHA-256, as in ``RECORD``.
-        size: Its size in bytes.
+    A named tuple rather than an attrs class: one is made per file of every
+    verification.
     """
 
     path: str
     digest: str
     size: int
+
+
+# The fields' documentation (a named tuple's fields are properties of the class).
+ManifestFile.path.__doc__ = "Its path in the wheel."
+ManifestFile.digest.__doc__ = "``sha256=`` + urlsafe base64 of its SHA-256, as in ``RECORD``."
+ManifestFile.size.__doc__ = "Its size in bytes."
 
 
 @attrs.frozen
@@ -181,13 +185,45 @@ class Manifest:
         if not isinstance(files, list):
             raise ManifestError("files is not a list")
         unsigned = frozenset({f"{dist_info}/RECORD", f"{dist_info}/{SIGNATURE_FILE}"})
-        entries = tuple([_parse_entry(entry, unsigned) for entry in files])
-        manifest = cls(name, version, dist_info, entries)
-        if f"{dist_info}/METADATA" not in {f.path for f in entries}:
+        entries = _fast_entries(files, unsigned)
+        if entries is None:
+            entries = tuple([_parse_entry(entry, unsigned) for entry in files])
+        paths = [f.path for f in entries]
+        if f"{dist_info}/METADATA" not in paths:
             raise ManifestError(f"the manifest does not list {dist_info}/METADATA")
+        if any(a >= b for a, b in itertools.pairwise(paths)):
+            raise ManifestError("the manifest's files are not sorted by path, each once")
+        manifest = cls(name, version, dist_info, entries)
         if manifest.to_payload() != payload:
-            raise ManifestError("the manifest is not in canonical form (sorted, unique, compact)")
+            raise ManifestError("the manifest is not in canonical form (sorted keys, compact)")
         return manifest
+
+
+def _fast_entries(files: list[Any], unsigned: frozenset[str]) -> tuple[ManifestFile, ...] | None:
+    """The entries, when every one is plainly valid (checked in a few calls); else ``None``.
+
+    ``None`` leaves them to :func:`_parse_entry`, which says what is wrong.
+    """
+    if not all(type(e) is list and len(e) == 3 for e in files):
+        return None
+    paths = [e[0] for e in files]
+    digests = [e[1] for e in files]
+    if not (
+        all(type(p) is str for p in paths)
+        and all(type(d) is str for d in digests)
+        and all(type(e[2]) is int and e[2] >= 0 for e in files)
+    ):
+        return None
+    lines = "\n".join(paths)
+    if (
+        "__pycache__" in lines
+        or _PLAIN_PATHS.fullmatch(lines) is None
+        or _BYTECODE_LINE.search(lines) is not None
+        or _HASHES.fullmatch("\n".join(digests)) is None
+        or not unsigned.isdisjoint(paths)
+    ):
+        return None
+    return tuple(map(ManifestFile._make, files))
 
 
 def _parse_entry(entry: object, unsigned: frozenset[str]) -> ManifestFile:

@@ -64,6 +64,19 @@ class ProblemKind(str, enum.Enum):
     IMPORTED_UNVERIFIED = "imported-unverified"
     #: Two verified distributions provide the same module.
     MODULE_CONFLICT = "module-conflict"
+    #: A module or regular package elsewhere on the import path would be imported
+    #: instead of a namespace package the distribution installs into.
+    SHADOWED = "shadowed"
+    #: The entry point to import is not one the verified ``entry_points.txt`` declares.
+    UNDECLARED_ENTRY_POINT = "undeclared-entry-point"
+    #: An entry point names a module that is not in the distribution's signed manifest.
+    FOREIGN_MODULE = "foreign-module"
+    #: A file the distribution installs outside its own directories lands on the
+    #: import path, or where nothing it declares (a console script) explains it.
+    OUTSIDE_DISTRIBUTION = "outside-distribution"
+    #: Code admitted unverified (trust mode ``warn`` or ``off``, or refused) registered,
+    #: replaced or claimed a plugin that must be verified.
+    UNVERIFIED_CODE = "unverified-code"
 
     def __str__(self) -> str:
         return self.value
@@ -108,6 +121,9 @@ class VerificationResult:
             directory of an installed distribution.
         installed: Whether this is about an installed distribution (which
             :class:`VerifiedImporter` can import) rather than a wheel.
+        entry_points: ``(group, name, value)`` of every entry point the
+            verified ``entry_points.txt`` declares, read from the bytes whose
+            hash was checked (empty when verification did not get that far).
     """
 
     distribution: str
@@ -117,6 +133,7 @@ class VerificationResult:
     manifest: Manifest | None = None
     location: Path | None = None
     installed: bool = False
+    entry_points: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -21,7 +21,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from ._files import record_hash
 from ._keys import Keyring, StrPath
+from ._layout import STARTUP_MODULES, module_for
 from ._manifest import (
     MAX_ENVELOPE_SIZE,
     SIGNATURE_FILE,
@@ -33,7 +35,6 @@ from ._manifest import (
     make_manifest,
     open_envelope,
     path_problem,
-    record_hash,
 )
 from ._problems import InvalidWheelError, Problem, ProblemKind, VerificationResult
 
@@ -124,6 +125,7 @@ def _scan(zf: zipfile.ZipFile, copy_to: zipfile.ZipFile | None = None) -> _Scan:
         except _TooLargeError:
             scan.problem(ProblemKind.UNREADABLE, "is too large", path)
     _check_metadata(zf, scan)
+    _check_startup(zf, scan, data_dir)
     if record is None:
         scan.problem(ProblemKind.MISSING_FILE, "the wheel has no RECORD", record_path)
     else:
@@ -133,6 +135,42 @@ def _scan(zf: zipfile.ZipFile, copy_to: zipfile.ZipFile | None = None) -> _Scan:
 
 class _TooLargeError(Exception):
     pass
+
+
+def _check_startup(zf: zipfile.ZipFile, scan: _Scan, data_dir: str) -> None:
+    """Refuse what would run at every interpreter start-up, before anything is verified.
+
+    ``sitecustomize``/``usercustomize`` modules and ``.pth`` files with a
+    line in them, landing in the site directory (at the top of the wheel or
+    of its purelib/platlib ``.data`` directory).
+    """
+    for path in scan.members:
+        landing = path
+        for scheme in _DATA_SCHEMES:
+            landing = landing.removeprefix(f"{data_dir}/{scheme}/")
+        if "/" in landing:
+            continue
+        if landing.partition(".")[0] in STARTUP_MODULES and module_for(landing) is not None:
+            scan.problem(
+                ProblemKind.FORBIDDEN_FILE,
+                "cannot be signed: it runs at every interpreter start-up, before plugyard "
+                "can verify anything",
+                path,
+            )
+        elif landing.endswith(".pth"):
+            try:
+                text = _read_limited(zf, zf.getinfo(path), _MAX_TEXT)
+            except (*_ZIP_ERRORS, _TooLargeError):
+                continue  # already reported by _scan
+            if any(
+                line.strip() and not line.strip().startswith(b"#") for line in text.splitlines()
+            ):
+                scan.problem(
+                    ProblemKind.FORBIDDEN_FILE,
+                    "cannot be signed: a .pth file adds to the import path or runs code at "
+                    "start-up, before plugyard can verify anything",
+                    path,
+                )
 
 
 def _read_limited(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
@@ -206,11 +244,13 @@ def _check_metadata(zf: zipfile.ZipFile, scan: _Scan) -> None:
 
 def parse_metadata(raw: bytes) -> tuple[str | None, str | None]:
     """The ``Name`` and ``Version`` of a ``METADATA`` file, where present."""
-    text = raw.decode("utf-8", errors="replace")
     # The headers end at the first empty line at the latest; after it comes the
     # description, which the parser would split into lines only to keep them.
-    # Each of these pairs holds an empty line, so cutting after it keeps every header.
-    ends = [i for i in (text.find("\n\n"), text.find("\r\r"), text.find("\n\r")) if i >= 0]
+    # Each of these pairs holds an empty line, so cutting after it keeps every header;
+    # no UTF-8 sequence holds a newline byte, so the bytes can be cut before decoding.
+    blank = raw.find(b"\n\n")
+    text = (raw if blank < 0 else raw[: blank + 2]).decode("utf-8", errors="replace")
+    ends = [i for i in (text.find("\r\r"), text.find("\n\r")) if i >= 0]
     if ends:
         text = text[: min(ends) + 2]
     simple = _simple_headers(text)
@@ -234,17 +274,25 @@ def _simple_headers(text: str) -> dict[str, str] | None:
     Keys are lowercased; the first of a repeated header counts, as with
     ``Message.get``. ``None`` when anything is unusual (a continuation line, a
     line that is not a header, a carriage return): the email parser decides those.
+    Reading stops once ``Name`` and ``Version`` are read (and not continued):
+    the parser would read the same for them, whatever follows.
     """
     if "\r" in text:
         return None
     headers: dict[str, str] = {}
-    for line in text.split("\n"):
+    lines = text.split("\n")
+    for number, line in enumerate(lines):
         if not line:
             break
         match = _SIMPLE_HEADER.fullmatch(line)
         if match is None:
             return None
         headers.setdefault(match[1].lower(), match[2])
+        # Name and Version are near the top: stop there, unless a continuation follows.
+        if "name" in headers and "version" in headers:
+            following = lines[number + 1] if number + 1 < len(lines) else ""
+            if not following.startswith((" ", "\t")):
+                break
     return headers
 
 

@@ -1,0 +1,1 @@
+"""The attack suite: one module per class of attack on the trust gate."""
