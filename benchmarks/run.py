@@ -783,7 +783,8 @@ _BENCH_LINE = re.compile(r"^BENCH (?P<fields>.*)$", re.MULTILINE)
 # Variables that would change what a child measures (PYTHONPATH and
 # PYTHONHOME are kept: they may be how plugyard itself is found).
 _CLEAR_ENV = ("PYTHON", "PLUGYARD_", "COV_CORE_", "COVERAGE_")
-_KEEP_ENV = ("PYTHONPATH", "PYTHONHOME")
+# PLUGYARD_BENCH_ANY_CACHE: the smoke tests let stevedore probes run with its cache off.
+_KEEP_ENV = ("PYTHONPATH", "PYTHONHOME", "PLUGYARD_BENCH_ANY_CACHE")
 
 
 class BenchmarkError(RuntimeError):
