@@ -201,3 +201,34 @@ def test_verify_into_a_pipe_nobody_reads_exits_3_with_one_line(keys: Path, wheel
         os.close(write)
     assert done.returncode == 3
     assert one_line(done.stderr) == "plugyard: cannot write the output: Broken pipe"
+
+
+def test_verify_of_a_group_checks_each_installed_distribution_and_its_entry_points(
+    keys: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process: a signed distribution of the group verifies, an edited listing does not."""
+    from trust_helpers import dist_info_of, install_wheel
+
+    group = "tests.cli.verifygroup"
+    info = dist_info_of("demo-pkg", "1.0")
+    wheel = write_wheel(
+        tmp_path / "dist",
+        {
+            "demo_pkg/__init__.py": "class Plugin:\n    pass\n",
+            f"{info}/entry_points.txt": f"[{group}]\nplugin = demo_pkg:Plugin\n",
+        },
+    )
+    assert run(capsys, "sign", wheel, "--key", keys / "plugyard.pem")[0] == 0
+    site = install_wheel(wheel, tmp_path / "root")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PLUGYARD_NO_CACHE", "1")
+    ring = ["--key", keys / "plugyard.pub.pem"]
+    code, out, _ = run(capsys, "verify", "--group", group, *ring)
+    assert code == 0
+    assert out.startswith("demo-pkg 1.0: ok, signed by ")
+    listed = site / info / "entry_points.txt"
+    listed.write_text(f"[{group}]\nplugin = demo_pkg:Plugin\nextra = os:system\n")
+    code, out, _ = run(capsys, "verify", "--group", group, *ring, "--json")
+    assert code == 1
+    kinds = [p["kind"] for r in json.loads(out) for p in r["problems"]]
+    assert "hash-mismatch" in kinds  # the listing's file itself was changed

@@ -145,3 +145,56 @@ def test_amap_awaits_async_methods_in_order(registry: Registry) -> None:
 
     results = asyncio.run(main())
     assert {name: r.value for name, r in results.items()} == {"first": 2, "second": 3}
+
+
+def test_a_map_result_unwraps_to_its_value_or_raises_its_error() -> None:
+    assert MapResult("a", 3).unwrap() == 3
+    error = ValueError("no")
+    with pytest.raises(ValueError, match="no") as raised:
+        MapResult("b", error=error).unwrap()
+    assert raised.value is error
+
+
+def test_amap_with_propagate_raises_the_first_error(registry: Registry) -> None:
+    @registry.register(name="bad")
+    class Bad:
+        async def ping(self) -> None:
+            raise LookupError("async failure")
+
+    async def main() -> None:
+        async with PluginManager(registry) as manager:
+            await manager.amap("ping", propagate=True)
+
+    with pytest.raises(LookupError, match="async failure"):
+        asyncio.run(main())
+
+
+@pytest.mark.parametrize("metrics", [True, False])
+def test_async_methods_are_counted_across_the_await(registry: Registry, metrics: bool) -> None:
+    """handle.call and execute of async methods keep the call in flight until it is awaited."""
+    seen: list[int] = []
+
+    @registry.register(name="waits")
+    class Waits:
+        async def execute(self, data: int) -> int:
+            await asyncio.sleep(0)
+            seen.append(len(handle._slot.calls))  # type: ignore[union-attr]
+            return data * 2
+
+        async def other(self, data: int) -> int:
+            await asyncio.sleep(0)
+            seen.append(len(handle._slot.calls))  # type: ignore[union-attr]
+            return data + 1
+
+    manager = PluginManager(registry, metrics=metrics)
+    handle = manager.get("waits")
+
+    async def main() -> tuple[int, int]:
+        return await handle.execute(2), await handle.call("other", 2)
+
+    assert asyncio.run(main()) == (4, 3)
+    assert seen == [1, 1]
+    assert handle._slot.calls == []  # type: ignore[union-attr]
+    manager.unload("waits")
+    with pytest.raises(PluginNotActiveError):
+        asyncio.run(handle.execute(1))

@@ -106,7 +106,7 @@ class PidsGroup:
             raise
         self._procs = str(self.path / "cgroup.procs")
 
-    def join(self) -> None:
+    def join(self) -> None:  # pragma: no cover - in the child, before exec: tested by effect
         """Move the calling process into the cgroup (in the child, before ``exec``)."""
         fd = os.open(self._procs, os.O_WRONLY)
         try:

@@ -419,7 +419,9 @@ def _preexec(
     prctl = _kernel.prctl
     linux = platform.system() == "Linux"
 
-    def in_child() -> None:
+    # Runs in the child between fork and exec, where coverage records nothing;
+    # what it does is tested by its effects (tests/test_sandbox_faults.py).
+    def in_child() -> None:  # pragma: no cover
         # Move the pipes to 3 and 4 by way of free numbers, so that neither
         # overwrites the other whatever numbers they had.
         moved = [os.dup(fd) for fd in pipes]

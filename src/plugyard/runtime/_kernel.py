@@ -98,7 +98,7 @@ class Landlock:
         self._rule = ctypes.create_string_buffer(12)
         self._syscall = libc().syscall
 
-    def restrict(self) -> None:
+    def restrict(self) -> None:  # pragma: no cover - in the child, after fork: tested by effect
         """Enforce the ruleset on the calling process (in the child, after ``no_new_privs``).
 
         Raises:
@@ -222,7 +222,7 @@ class Seccomp:
         )
         self._prctl = libc().prctl
 
-    def install(self) -> None:
+    def install(self) -> None:  # pragma: no cover - in the child, after fork: tested by effect
         """Install the filter on the calling process (after ``no_new_privs``).
 
         Raises:
