@@ -222,7 +222,7 @@ def test_verify_of_a_group_checks_each_installed_distribution_and_its_entry_poin
     site = install_wheel(wheel, tmp_path / "root")
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("PLUGYARD_NO_CACHE", "1")
-    ring = ["--key", keys / "plugyard.pub.pem"]
+    ring: list[str | Path] = ["--key", keys / "plugyard.pub.pem"]
     code, out, _ = run(capsys, "verify", "--group", group, *ring)
     assert code == 0
     assert out.startswith("demo-pkg 1.0: ok, signed by ")
