@@ -418,3 +418,22 @@ def test_module_entry_points_in_a_plugin_directory_are_ignored_with_a_warning(
         assert [c.name for c in manager.candidates()] == ["thing"]
     assert any("module entry point 'all'" in r.getMessage() for r in caplog.records)
     assert manager.execute("thing") == "thing"
+
+
+@pytest.mark.parametrize(
+    ("dist_info", "name", "implied"),
+    [
+        ("plugyard_file_yell-1.0.dist-info", "yell", ["plugyard_file_yell:plugin"]),
+        ("plugyard_file_a_b-2.dist-info", "a.b", ["plugyard_file_a_b:plugin"]),
+        # Another plugin's name, or a wheel's dist-info: nothing is implied.
+        ("plugyard_file_yell-1.0.dist-info", "other", []),
+        ("yell-1.0.dist-info", "yell", []),
+    ],
+)
+def test_a_single_file_signature_implies_its_own_entry_point_only(
+    dist_info: str, name: str, implied: list[str]
+) -> None:
+    """The one entry point a signed single file may be imported through, and no other."""
+    from plugyard.trust._entrypoints import _implied
+
+    assert _implied(dist_info, name) == implied

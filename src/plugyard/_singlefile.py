@@ -23,6 +23,8 @@ from .exceptions import InvalidPluginError
 
 #: The suffix of a single-file plugin.
 SUFFIX = ".py"
+#: What every single-file plugin's module name starts with.
+MODULE_PREFIX = "plugyard_file_"
 _UNSAFE = re.compile(r"[^0-9A-Za-z_]")
 _SEPARATORS = re.compile(r"[-_.]+")
 
@@ -61,6 +63,11 @@ class SingleFile:
         ).encode()
 
 
+def module_of(name: str) -> str:
+    """The module name single-file plugin ``name`` is installed and imported as."""
+    return MODULE_PREFIX + _UNSAFE.sub("_", name)
+
+
 def identify(path: str | Path, source: bytes) -> SingleFile:
     """The names of the single-file plugin at ``path`` whose content is ``source``.
 
@@ -71,7 +78,7 @@ def identify(path: str | Path, source: bytes) -> SingleFile:
     stem = Path(path).name.removesuffix(SUFFIX)
     name = check_name(stem)
     version = static_version(source, name)
-    module = "plugyard_file_" + _UNSAFE.sub("_", name)
+    module = module_of(name)
     return SingleFile(name, version, "plugyard-file-" + _SEPARATORS.sub("-", name).lower(), module)
 
 

@@ -15,6 +15,7 @@ import re
 
 from packaging.utils import canonicalize_name
 
+from .._singlefile import MODULE_PREFIX, module_of
 from ._problems import Problem, ProblemKind, VerificationResult
 
 _SECTION = re.compile(r"^\[(?P<group>[^\]]+)\]\s*$")
@@ -135,8 +136,6 @@ def _implied(dist_info: str, name: str) -> list[str]:
     in whatever group the plugin directory serves.
     """
     module = dist_info.partition("-")[0]
-    if not module.startswith("plugyard_file_"):
-        return []
-    if module != "plugyard_file_" + re.sub(r"[^0-9A-Za-z_]", "_", name):
+    if not module.startswith(MODULE_PREFIX) or module != module_of(name):
         return []
     return [f"{module}:plugin"]
