@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import subprocess
 import sys
@@ -12,20 +13,62 @@ import plugyard
 import plugyard.exceptions
 
 
-@pytest.mark.parametrize("module", [plugyard, plugyard.exceptions])
-def test_all_equals_public_names(module: object) -> None:
+def _public_names(module: object) -> set[str]:
+    """Names a module binds that are neither private, modules, nor typing helpers."""
     imported = ("typing", "collections.abc", "__future__")
-    public = {
+    return {
         name
         for name, value in vars(module).items()
         if not name.startswith("_")
+        and name != "TYPE_CHECKING"
         and not isinstance(value, type(importlib))
         and getattr(value, "__module__", type(value).__module__) not in imported
     }
-    exported = set(module.__all__)  # type: ignore[attr-defined]
-    lazy = {"__version__", "to_prometheus"}  # made on first use by the module's __getattr__
-    assert exported - lazy == public
-    assert all(getattr(module, name) is not None for name in exported & lazy)
+
+
+def test_exceptions_all_equals_public_names() -> None:
+    assert set(plugyard.exceptions.__all__) == _public_names(plugyard.exceptions)
+
+
+def test_top_level_all_equals_what_it_serves() -> None:
+    """Every name in ``plugyard.__all__`` resolves, and nothing else public is bound."""
+    code = (
+        "import plugyard, types\n"
+        "from plugyard import *\n"
+        "print(sorted(n for n, v in vars(plugyard).items() if not n.startswith('_')"
+        " and n != 'TYPE_CHECKING' and type(v).__module__ != '__future__'"
+        " and not isinstance(v, types.ModuleType)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(sorted(set(plugyard.__all__) - {"__version__"}))
+    assert set(dir(plugyard)) >= set(plugyard.__all__)
+
+
+def test_import_plugyard_imports_none_of_its_modules() -> None:
+    """``import plugyard`` is nearly free: every public name is imported when first used."""
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import plugyard\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    new = ast.literal_eval(done.stdout.strip())
+    assert [m for m in new if m.split(".")[0] == "plugyard"] == ["plugyard", "plugyard._public"]
+    # importlib (for the lazy imports) and what it needs; nothing heavier.
+    assert set(new) - {"plugyard", "plugyard._public"} <= {
+        "__future__",
+        "importlib",
+        "importlib._bootstrap",
+        "importlib._bootstrap_external",
+        "warnings",
+    }
+
+
+def test_submodules_are_reachable_as_attributes() -> None:
+    code = "import plugyard\nprint(plugyard.exceptions.__name__, plugyard.trust.__name__)\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["plugyard.exceptions", "plugyard.trust"]
 
 
 def test_version_comes_from_installed_metadata() -> None:

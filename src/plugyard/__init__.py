@@ -1,77 +1,136 @@
-"""plugyard: plugins verified before import, ordered by their dependencies."""
+"""plugyard: plugins verified before import, ordered by their dependencies.
+
+Every public name is imported on first use (PEP 562), so ``import plugyard``
+costs next to nothing and a command-line tool pays only for what it touches:
+``plugyard.register`` loads the registry, ``plugyard.PluginManager`` the
+manager, and neither loads events, trust, config validation or the sandbox
+until they are used.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
 
-from . import _public, exceptions
-from ._candidate import Candidate, CandidateKind
-from ._configstore import ConfigStore
-from ._discovery import EntryPoint
-from ._events import (
-    ConfigChanged,
-    ConfigRejected,
-    Event,
-    EventBus,
-    PluginActivated,
-    PluginCrashed,
-    PluginDiscovered,
-    PluginFailed,
-    PluginLoaded,
-    PluginReloaded,
-    PluginUnloaded,
-    ReloadFailed,
-    SignatureRejected,
-    Subscription,
+from . import _public
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # what each lazy name is, for type checkers and editors
+    from typing import Any
+
+    from . import exceptions as exceptions
+    from ._candidate import (
+        Candidate as Candidate,
+    )
+    from ._candidate import (
+        CandidateKind as CandidateKind,
+    )
+    from ._configstore import (
+        ConfigStore as ConfigStore,
+    )
+    from ._discovery import (
+        EntryPoint as EntryPoint,
+    )
+    from ._events import (
+        ConfigChanged as ConfigChanged,
+    )
+    from ._events import (
+        ConfigRejected as ConfigRejected,
+    )
+    from ._events import (
+        Event as Event,
+    )
+    from ._events import (
+        EventBus as EventBus,
+    )
+    from ._events import (
+        PluginActivated as PluginActivated,
+    )
+    from ._events import (
+        PluginCrashed as PluginCrashed,
+    )
+    from ._events import (
+        PluginDiscovered as PluginDiscovered,
+    )
+    from ._events import (
+        PluginFailed as PluginFailed,
+    )
+    from ._events import (
+        PluginLoaded as PluginLoaded,
+    )
+    from ._events import (
+        PluginReloaded as PluginReloaded,
+    )
+    from ._events import (
+        PluginUnloaded as PluginUnloaded,
+    )
+    from ._events import (
+        ReloadFailed as ReloadFailed,
+    )
+    from ._events import (
+        SignatureRejected as SignatureRejected,
+    )
+    from ._events import (
+        Subscription as Subscription,
+    )
+    from ._handles import (
+        MapResult as MapResult,
+    )
+    from ._handles import (
+        PluginHandle as PluginHandle,
+    )
+    from ._manager import (
+        PluginManager as PluginManager,
+    )
+    from ._metrics import (
+        MetricsSnapshot as MetricsSnapshot,
+    )
+    from ._model import (
+        Dependency as Dependency,
+    )
+    from ._model import (
+        FunctionPlugin as FunctionPlugin,
+    )
+    from ._model import (
+        Plugin as Plugin,
+    )
+    from ._model import (
+        PluginContext as PluginContext,
+    )
+    from ._model import (
+        PluginInfo as PluginInfo,
+    )
+    from ._model import (
+        PluginState as PluginState,
+    )
+    from ._policy import (
+        TrustPolicy as TrustPolicy,
+    )
+    from ._registry import (
+        DEFAULT_GROUP as DEFAULT_GROUP,
+    )
+    from ._registry import (
+        Registry as Registry,
+    )
+    from ._registry import (
+        get_registry as get_registry,
+    )
+    from ._registry import (
+        register as register,
+    )
+    from ._resolve import (
+        Plan as Plan,
+    )
+    from .exceptions import *  # noqa: F403
+    from .prometheus import (
+        to_prometheus as to_prometheus,
+    )
+
+#: The subpackages and public modules reachable as attributes, imported on first use.
+_SUBMODULES = frozenset(
+    {"cli", "exceptions", "prometheus", "runtime", "stevedore", "testing", "trust", "worker"}
 )
-from ._handles import MapResult, PluginHandle
-from ._manager import PluginManager
-from ._metrics import MetricsSnapshot
-from ._model import Dependency, FunctionPlugin, Plugin, PluginContext, PluginInfo, PluginState
-from ._policy import TrustPolicy
-from ._registry import DEFAULT_GROUP, Registry, get_registry, register
-from ._resolve import Plan
-from .exceptions import *  # noqa: F403 - every error, as exceptions.__all__ lists them
 
-__all__ = [
-    "DEFAULT_GROUP",
-    "Candidate",
-    "CandidateKind",
-    "ConfigChanged",
-    "ConfigRejected",
-    "ConfigStore",
-    "Dependency",
-    "EntryPoint",
-    "Event",
-    "EventBus",
-    "FunctionPlugin",
-    "MapResult",
-    "MetricsSnapshot",
-    "Plan",
-    "Plugin",
-    "PluginActivated",
-    "PluginContext",
-    "PluginCrashed",
-    "PluginDiscovered",
-    "PluginFailed",
-    "PluginHandle",
-    "PluginInfo",
-    "PluginLoaded",
-    "PluginManager",
-    "PluginReloaded",
-    "PluginState",
-    "PluginUnloaded",
-    "Registry",
-    "ReloadFailed",
-    "SignatureRejected",
-    "Subscription",
-    "TrustPolicy",
-    "__version__",  # noqa: F405 - made on first use by __getattr__ below
-    "get_registry",
-    "register",
-    "to_prometheus",  # noqa: F405 - imported on first use by __getattr__ below
-    *exceptions.__all__,
-]
+__all__ = ["__version__", *sorted(_public.HOMES)]  # noqa: F405 - not a star import's
 
 
 def __getattr__(name: str) -> Any:
@@ -79,11 +138,16 @@ def __getattr__(name: str) -> Any:
         from importlib.metadata import version
 
         return version("plugyard")
-    if name == "to_prometheus":  # needs prometheus_client: imported when used
-        from .prometheus import to_prometheus
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    home = _public.HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # Its module presents it as plugyard.<name> (see _public.present_top_level).
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
 
-        return to_prometheus
-    raise AttributeError(f"module 'plugyard' has no attribute {name!r}")
 
-
-_public.present_as(__name__, globals(), __all__)
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -8,6 +8,7 @@ import attrs
 
 from ._discovery import EntryPoint
 from ._model import PluginInfo, PluginState
+from ._public import present_top_level as _present_top_level
 
 
 class CandidateKind(str, enum.Enum):
@@ -79,3 +80,7 @@ class Candidate:
     def imported(self) -> bool:
         """Whether its class or function is known (always, for a registered plugin)."""
         return self.target is not None
+
+
+# Its public names print as plugyard.<name>, the path users import them from.
+_present_top_level(globals())

@@ -59,6 +59,7 @@ import attrs
 
 from ._configtypes import decode, describe, encode, unstructure, validate
 from ._model import check_name
+from ._public import present_top_level as _present_top_level
 from .exceptions import ConfigError, InvalidPluginError
 
 __all__ = ["ConfigError", "ConfigStore", "DisabledState", "unstructure", "validate"]
@@ -488,3 +489,7 @@ class ConfigStore:
             if pid.isdigit() and int(pid) != own and not _process_exists(int(pid)):
                 with contextlib.suppress(FileNotFoundError):
                     Path(entry.path).unlink()
+
+
+# Its public names print as plugyard.<name>, the path users import them from.
+_present_top_level(globals())

@@ -35,6 +35,7 @@ import attrs
 
 from . import _indexcache
 from ._metafiles import BrokenFileError, DelegateError, normalize, read_fast
+from ._public import present_top_level as _present_top_level
 
 if TYPE_CHECKING:
     from importlib.metadata import Distribution, PackageMetadata
@@ -480,3 +481,7 @@ def distribution_of(ep: EntryPoint) -> Distribution | None:
     if not ep.path:
         return None
     return PathDistribution(pathlib.Path(ep.path))
+
+
+# Its public names print as plugyard.<name>, the path users import them from.
+_present_top_level(globals())

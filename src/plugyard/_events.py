@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
 
+from ._public import present_top_level as _present_top_level
+
 if TYPE_CHECKING:
     # asyncio is imported where a coroutine handler needs it: it is slow to import.
     import asyncio
@@ -522,3 +524,7 @@ def _event_type(event: type[Event] | str | None) -> type[Event]:
     if isinstance(event, type) and issubclass(event, Event):
         return event
     raise TypeError(f"subscribe to an Event subclass, an event name or None, not {event!r}")
+
+
+# Its public names print as plugyard.<name>, the path users import them from.
+_present_top_level(globals())

@@ -18,6 +18,7 @@ import attrs
 
 from ._metrics import NO_ARGUMENT, PluginMetrics
 from ._model import PluginInfo, PluginState
+from ._public import present_top_level as _present_top_level
 from .exceptions import PluginError, PluginNotFoundError
 
 #: The argument of a call made without one: the plugin's method is then called with none.
@@ -330,3 +331,7 @@ class MapResult:
         if self.error is not None:
             raise self.error
         return self.value
+
+
+# Its public names print as plugyard.<name>, the path users import them from.
+_present_top_level(globals())

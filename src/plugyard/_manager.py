@@ -21,15 +21,11 @@ from ._lifecycle import Invoker, Lifecycle
 from ._metrics import GroupMetrics
 from ._model import PluginInfo, PluginState
 from ._policy import Gate, TrustPolicy
+from ._public import present_top_level as _present_top_level
 from ._registry import Registry, get_registry
 from ._reloadapi import ReloadAPI
 from ._table import Table
-from .exceptions import (
-    DependentsActiveError,
-    ManagerBusyError,
-    ManagerClosedError,
-    PluginError,
-)
+from .exceptions import DependentsActiveError, ManagerBusyError, ManagerClosedError, PluginError
 
 # The sync API's invokers: each refuses a coroutine method, naming the async call to use.
 _LOAD = Invoker(call="aload")
@@ -598,3 +594,7 @@ class PluginManager(AsyncAPI[T], ReloadAPI):
             if not self._table.materialize(slot):
                 raise slot.refusal()
             _configure.transaction(slot, config, self.config_store, self._lifecycle, invoke)
+
+
+# Its public names print as plugyard.<name>, the path users import them from.
+_present_top_level(globals())

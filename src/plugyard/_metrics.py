@@ -27,6 +27,8 @@ from typing import Any
 
 import attrs
 
+from ._public import present_top_level as _present_top_level
+
 __all__ = [
     "LATENCY_BUCKETS",
     "GroupMetrics",
@@ -481,3 +483,7 @@ class GroupMetrics:
         with self._lock:
             plugins = dict(self._plugins)
         return MappingProxyType({name: plugins[name].snapshot() for name in sorted(plugins)})
+
+
+# Its public names print as plugyard.<name>, the path users import them from.
+_present_top_level(globals())

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import attrs
 from packaging.version import InvalidVersion, Version
 
+from ._public import present_top_level as _present_top_level
 from .exceptions import InvalidPluginError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -255,3 +256,7 @@ class PluginContext:
     def has_dependency(self, name: str) -> bool:
         """Whether ``name`` is a dependency that is active for this plugin."""
         return name in self._deps
+
+
+# Its public names print as plugyard.<name>, the path users import them from.
+_present_top_level(globals())

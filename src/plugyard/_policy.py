@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from ._public import present_top_level as _present_top_level
 from .exceptions import SignatureError
 
 if TYPE_CHECKING:
@@ -307,3 +308,7 @@ class Gate:
         if mode == "warn":
             log.warning("plugin %r registered by %s (trust mode 'warn')", info.name, how)
         return distribution or "", version
+
+
+# Its public names print as plugyard.<name>, the path users import them from.
+_present_top_level(globals())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 
 def present_as(package: str, namespace: Mapping[str, object], names: Iterable[str]) -> None:
@@ -18,3 +20,92 @@ def present_as(package: str, namespace: Mapping[str, object], names: Iterable[st
         module = getattr(value, "__module__", None)
         if callable(value) and isinstance(module, str) and module.startswith(f"{package}."):
             value.__module__ = package
+
+
+def present_top_level(namespace: Mapping[str, object]) -> None:
+    """Present the top-level names a private module defines as ``plugyard.<name>``.
+
+    Each module listed in :data:`HOMES` calls this at its end, so its public
+    classes print as plugyard's whichever path reached them first.
+    """
+    module = namespace["__name__"]
+    present_as(
+        "plugyard", namespace, [n for n, home in HOMES.items() if module == f"plugyard.{home}"]
+    )
+
+
+#: Where each name of the top-level package is defined, as a module of the package;
+#: ``plugyard.__getattr__`` imports it from there on first use.
+HOMES: dict[str, str] = {
+    **dict.fromkeys(["Candidate", "CandidateKind"], "_candidate"),
+    "ConfigStore": "_configstore",
+    "EntryPoint": "_discovery",
+    **dict.fromkeys(
+        [
+            "ConfigChanged",
+            "ConfigRejected",
+            "Event",
+            "EventBus",
+            "PluginActivated",
+            "PluginCrashed",
+            "PluginDiscovered",
+            "PluginFailed",
+            "PluginLoaded",
+            "PluginReloaded",
+            "PluginUnloaded",
+            "ReloadFailed",
+            "SignatureRejected",
+            "Subscription",
+        ],
+        "_events",
+    ),
+    **dict.fromkeys(["MapResult", "PluginHandle"], "_handles"),
+    "PluginManager": "_manager",
+    "MetricsSnapshot": "_metrics",
+    **dict.fromkeys(
+        ["Dependency", "FunctionPlugin", "Plugin", "PluginContext", "PluginInfo", "PluginState"],
+        "_model",
+    ),
+    "TrustPolicy": "_policy",
+    **dict.fromkeys(["DEFAULT_GROUP", "Registry", "get_registry", "register"], "_registry"),
+    "Plan": "_resolve",
+    "to_prometheus": "prometheus",  # needs prometheus_client
+    # Every error and warning, as plugyard.exceptions.__all__ lists them (a test checks).
+    **dict.fromkeys(
+        [
+            "CallTimeoutError",
+            "ConfigError",
+            "DependencyCycleError",
+            "DependencyError",
+            "DependencyFailedError",
+            "DependencyVersionError",
+            "DependentsActiveError",
+            "DuplicatePluginError",
+            "InvalidKeyError",
+            "InvalidPluginError",
+            "InvalidWheelError",
+            "IsolationError",
+            "ManagerBusyError",
+            "ManagerClosedError",
+            "MissingDependencyError",
+            "PluginBusyError",
+            "PluginConflictError",
+            "PluginCrashedError",
+            "PluginError",
+            "PluginInterfaceError",
+            "PluginLoadError",
+            "PluginNotActiveError",
+            "PluginNotFoundError",
+            "PluginSetupError",
+            "PluginStateError",
+            "PluginWarning",
+            "ReloadError",
+            "RemoteError",
+            "SandboxError",
+            "SignatureError",
+            "UnmetRequirementError",
+            "VersionNotFoundError",
+        ],
+        "exceptions",
+    ),
+}

@@ -12,6 +12,7 @@ from typing import Any, TypeVar, overload
 import attrs
 
 from ._model import DependsOn, PluginInfo, check_name, parse_depends_on, parse_version
+from ._public import present_top_level as _present_top_level
 from .exceptions import DuplicatePluginError, InvalidPluginError, PluginNotFoundError
 
 T = TypeVar("T")
@@ -352,3 +353,7 @@ def register(
         replace=replace,
     )
     return decorate if obj is None else decorate(obj)
+
+
+# Its public names print as plugyard.<name>, the path users import them from.
+_present_top_level(globals())

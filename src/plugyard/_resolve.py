@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 import attrs
 
 from ._model import PluginInfo
+from ._public import present_top_level as _present_top_level
 from .exceptions import (
     DependencyCycleError,
     DependencyError,
@@ -203,3 +204,7 @@ def _ring_through(start: str, component: set[str], edges: Mapping[str, set[str]]
                 previous[child] = node
                 queue.append(child)
     raise AssertionError(f"{start!r} is not on a cycle")  # pragma: no cover
+
+
+# Its public names print as plugyard.<name>, the path users import them from.
+_present_top_level(globals())

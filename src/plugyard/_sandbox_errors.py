@@ -6,10 +6,12 @@ here to keep that module to one screenful of concepts each.
 
 from __future__ import annotations
 
-import typing
-from collections.abc import Sequence
-
 from ._errorbase import PluginError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import typing
+    from collections.abc import Sequence
 
 
 class SandboxError(PluginError):

@@ -44,11 +44,9 @@ failed because of another exception, that exception is chained as
 
 from __future__ import annotations
 
-import typing
-from collections.abc import Sequence
-
 from ._errorbase import SHOWN as _SHOWN
 from ._errorbase import PluginError, PluginWarning
+from ._public import present_as as _present_as
 from ._sandbox_errors import (
     CallTimeoutError,
     IsolationError,
@@ -57,7 +55,9 @@ from ._sandbox_errors import (
     SandboxError,
 )
 
-if typing.TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from .trust import Problem
@@ -575,3 +575,7 @@ class ConfigError(PluginError):
         self.group = group
         self.field = field
         self.reason = reason
+
+
+# Errors print as plugyard.PluginError, the name users catch them by.
+_present_as("plugyard", globals(), __all__)

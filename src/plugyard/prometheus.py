@@ -29,6 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from ._metrics import LATENCY_BUCKETS, MetricsSnapshot
+from ._public import present_top_level as _present_top_level
 from .exceptions import PluginError
 
 __all__ = ["PluginCollector", "to_prometheus"]
@@ -151,3 +152,7 @@ def families(snapshots: Iterable[MetricsSnapshot]) -> Iterator[Any]:
             last_error.add_metric(labels, s.last_error_time)
     yield from (calls, errors, in_flight, duration)
     yield from (f for f in (version_calls, imported, setup, last_error) if f.samples)
+
+
+# Its public names print as plugyard.<name>, the path users import them from.
+_present_top_level(globals())
