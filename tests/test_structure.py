@@ -21,6 +21,7 @@ FOUNDATION = [
     "plugyard._errorbase",
     "plugyard._sandbox_errors",
     "plugyard._public",
+    "plugyard._log",
     "plugyard._model",
     "plugyard._singlefile",
 ]

@@ -10,13 +10,12 @@ and logged.
 
 from __future__ import annotations
 
-import logging
-
+from . import _log
 from ._discovery import EGG, EGG_INFO, FINDER, ZIP, EntryPoint
 from ._policy import Gate
 from .exceptions import SignatureError
 
-log = logging.getLogger("plugyard")
+log = _log.Logger("plugyard")
 
 _WHERE = {
     ZIP: "a zip file on sys.path",

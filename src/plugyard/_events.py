@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import logging
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from types import MappingProxyType
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
 
+from . import _log
 from ._public import present_top_level as _present_top_level
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ __all__ = [
     "Subscription",
 ]
 
-log = logging.getLogger("plugyard.events")
+log = _log.Logger("plugyard.events")
 
 E = TypeVar("E", bound="Event")
 

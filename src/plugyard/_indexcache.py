@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import marshal
 import os
 import stat
@@ -32,7 +31,9 @@ from collections.abc import Sequence
 from itertools import chain
 from typing import Any
 
-log = logging.getLogger("plugyard")
+from . import _log
+
+log = _log.Logger("plugyard")
 
 _FORMAT = 3
 _MAGIC = b"plugyard-entry-points\0" + bytes([_FORMAT])
@@ -66,7 +67,7 @@ def cache_root() -> str:
     return base
 
 
-def _refuse(reason: str, level: int = logging.WARNING) -> None:
+def _refuse(reason: str, level: int = _log.WARNING) -> None:
     if reason not in _reported:
         _reported.add(reason)
         log.log(level, "the entry-point index cache is not used: %s", reason)
@@ -171,7 +172,7 @@ class IndexCache:
         """
         if not _SUPPORTED:
             # Not a refusal of anything found: nothing to warn about on every run.
-            _refuse("this platform cannot check who owns the cache directory", logging.DEBUG)
+            _refuse("this platform cannot check who owns the cache directory", _log.DEBUG)
             return cls(None, entries)
         root = cache_root()
         fd: int | None = None

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import importlib.abc
 import importlib.machinery
-import logging
 import os
 import shutil
 import sys
@@ -39,7 +38,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from . import _singlefile
+from . import _log, _singlefile
 from ._candidate import Candidate
 from ._plugindirs import BadFile, Directories, DirectoryItem, Stamp, top_level
 from ._policy import TrustPolicy
@@ -49,7 +48,7 @@ from .exceptions import PluginLoadError, SignatureError, UnmetRequirementError
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-log = logging.getLogger("plugyard")
+log = _log.Logger("plugyard")
 _CHUNK = 1024 * 1024
 
 

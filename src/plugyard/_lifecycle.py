@@ -12,12 +12,12 @@ call back into the manager.
 from __future__ import annotations
 
 import inspect
-import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
+from . import _log
 from ._candidate import Candidate
 from ._events import (
     EventBus,
@@ -53,10 +53,7 @@ from .exceptions import (
 if TYPE_CHECKING:
     import asyncio
 
-log = logging.getLogger("plugyard")
-# A library's records go where the application sends them; with no logging
-# set up they are not printed (Python's "last resort" handler would print them).
-log.addHandler(logging.NullHandler())
+log = _log.Logger("plugyard")
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 

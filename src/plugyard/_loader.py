@@ -7,12 +7,12 @@ or raises the error that fails it; none keeps state.
 from __future__ import annotations
 
 import importlib
-import logging
 import time
 from collections.abc import Callable
 
 import attrs
 
+from . import _log
 from ._admission import admitted
 from ._candidate import Candidate
 from ._discovery import EntryPoint
@@ -22,7 +22,7 @@ from ._registry import Registry, info_for
 from ._sources import ZERO, load_error, parse_version
 from .exceptions import PluginConflictError, PluginLoadError, SignatureError
 
-log = logging.getLogger("plugyard")
+log = _log.Logger("plugyard")
 
 
 def import_module(ep: EntryPoint, gate: Gate) -> None:

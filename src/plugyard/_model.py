@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -11,10 +10,13 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import attrs
 from packaging.version import InvalidVersion, Version
 
+from . import _log
 from ._public import present_top_level as _present_top_level
 from .exceptions import InvalidPluginError, MissingDependencyError
 
 if TYPE_CHECKING:
+    import logging
+
     # Imported where ranges are parsed: packaging's specifier and requirement
     # parsers cost more to import than the rest of plugyard.
     from packaging.specifiers import SpecifierSet
@@ -225,19 +227,22 @@ class PluginContext:
 
     Attributes:
         info: The plugin's own :class:`PluginInfo`.
-        logger: A logger named ``plugyard.plugins.<group>.<name>``.
         config: The plugin's configuration (empty unless a config store is set).
     """
 
-    __slots__ = ("_deps", "config", "info", "logger")
+    __slots__ = ("_deps", "config", "info")
 
     def __init__(
         self, info: PluginInfo, deps: Mapping[str, object], config: Mapping[str, Any]
     ) -> None:
         self.info = info
-        self.logger = logging.getLogger(f"plugyard.plugins.{info.group}.{info.name}")
         self.config = config
         self._deps = deps
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The plugin's logger, ``plugyard.plugins.<group>.<name>`` (made on first use)."""
+        return _log.get(f"plugyard.plugins.{self.info.group}.{self.info.name}")
 
     def dependency(self, name: str) -> Any:
         """Return the active instance of a declared dependency.

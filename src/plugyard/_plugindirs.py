@@ -16,7 +16,6 @@ directories: a plugin in a directory names its class or function.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from . import _singlefile
+from . import _log, _singlefile
 from ._discovery import EntryPoint
 from ._metafiles import parse
 from .exceptions import InvalidPluginError
@@ -32,7 +31,7 @@ from .exceptions import InvalidPluginError
 if TYPE_CHECKING:
     import zipfile
 
-log = logging.getLogger("plugyard")
+log = _log.Logger("plugyard")
 
 #: What a plugin directory's file is.
 Kind = Literal["wheel", "file"]

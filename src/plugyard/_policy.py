@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from . import _log
 from ._public import present_top_level as _present_top_level
 from .exceptions import SignatureError
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ._model import PluginInfo
     from .trust import Keyring, VerificationResult, VerifiedImporter
 
-log = logging.getLogger("plugyard")
+log = _log.Logger("plugyard")
 
 #: ``off`` imports installed plugins unchecked; ``warn`` verifies them and
 #: logs what is wrong, importing them anyway; ``require`` imports nothing of a

@@ -15,7 +15,6 @@ newest allowed wins (see ``_versions``).
 from __future__ import annotations
 
 import functools
-import logging
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -23,7 +22,7 @@ from collections.abc import Mapping, Sequence
 import attrs
 from packaging.version import InvalidVersion, Version
 
-from . import _discovery, _versions
+from . import _discovery, _log, _versions
 from ._candidate import Candidate, CandidateKind
 from ._discovery import BrokenDistribution, EntryPoint
 from ._model import PluginInfo, PluginState, check_name
@@ -36,7 +35,7 @@ from .exceptions import (
 )
 
 ZERO = Version("0")
-log = logging.getLogger("plugyard")
+log = _log.Logger("plugyard")
 
 
 @functools.lru_cache(maxsize=4096)

@@ -12,14 +12,13 @@ them, so reading never waits for a plugin's setup.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from . import _admission, _loader
+from . import _admission, _loader, _log
 from ._candidate import Candidate, CandidateKind
 from ._discovery import EntryPoint
 from ._events import PluginDiscovered
@@ -42,7 +41,7 @@ _SANDBOX_MARK = "__plugyard_sandbox__"
 if TYPE_CHECKING:
     from ._plugindirs import Directories
 
-log = logging.getLogger("plugyard")
+log = _log.Logger("plugyard")
 
 
 class Table:

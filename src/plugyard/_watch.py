@@ -10,14 +10,15 @@ rereads the directories and reloads the plugins a new version arrived for.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
-log = logging.getLogger("plugyard")
+from . import _log
+
+log = _log.Logger("plugyard")
 
 #: The files a plugin directory is watched for.
 WATCHED_SUFFIXES = (".whl", ".py", ".sig")
