@@ -15,11 +15,11 @@ import pytest
 from packaging.version import Version
 
 import plugyard
+from plugyard._bus import EventBus, Subscription
 from plugyard._events import (
     ConfigChanged,
     ConfigRejected,
     Event,
-    EventBus,
     PluginActivated,
     PluginCrashed,
     PluginDiscovered,
@@ -28,7 +28,6 @@ from plugyard._events import (
     PluginReloaded,
     PluginUnloaded,
     SignatureRejected,
-    Subscription,
 )
 
 ALL_EVENTS: list[Event] = [

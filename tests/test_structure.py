@@ -28,6 +28,7 @@ FOUNDATION = [
 #: Services the stages use; they import only the foundation and each other.
 SERVICES = [
     "plugyard._events",
+    "plugyard._bus",
     "plugyard._metrics",
     "plugyard._configtypes",
     "plugyard._configstore",

@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # what each lazy name is, for type checkers and editors
     from typing import Any
 
     from . import exceptions as exceptions
+    from ._bus import EventBus as EventBus
+    from ._bus import Subscription as Subscription
     from ._candidate import (
         Candidate as Candidate,
     )
@@ -38,9 +40,6 @@ if TYPE_CHECKING:  # what each lazy name is, for type checkers and editors
     )
     from ._events import (
         Event as Event,
-    )
-    from ._events import (
-        EventBus as EventBus,
     )
     from ._events import (
         PluginActivated as PluginActivated,
@@ -68,9 +67,6 @@ if TYPE_CHECKING:  # what each lazy name is, for type checkers and editors
     )
     from ._events import (
         SignatureRejected as SignatureRejected,
-    )
-    from ._events import (
-        Subscription as Subscription,
     )
     from ._handles import (
         MapResult as MapResult,

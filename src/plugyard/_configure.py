@@ -7,7 +7,6 @@ from typing import Any
 
 from ._configstore import ConfigStore
 from ._configtypes import decode, encode, freeze, plain, validate
-from ._events import ConfigChanged, ConfigRejected
 from ._lifecycle import Invoker, Lifecycle, Slot
 from ._model import PluginState
 from .exceptions import ConfigError, PluginNotActiveError
@@ -98,7 +97,7 @@ def transaction(
             invoke.check(name, apply, "configure")
         new, data = _prepare(slot, config)
     except ConfigError as error:
-        lifecycle.emit(ConfigRejected, slot, config=dict(config), error=error)
+        lifecycle.emit("ConfigRejected", slot, config=dict(config), error=error)
         raise
     old = slot.config if active else None
     previous = store.read_bytes(group, name) if store is not None else None
@@ -124,13 +123,13 @@ def transaction(
             rejected.__cause__ = exc
         else:
             rejected = ConfigError(f"interrupted: {type(exc).__name__}", plugin=name)
-        lifecycle.emit(ConfigRejected, slot, config=dict(config), error=rejected)
+        lifecycle.emit("ConfigRejected", slot, config=dict(config), error=rejected)
         if rejected is not exc and isinstance(exc, Exception):
             raise rejected from exc
         raise
     if active:
         slot.config = new
-    lifecycle.emit(ConfigChanged, slot, old=plain(old or {}), new=plain(new))
+    lifecycle.emit("ConfigChanged", slot, old=plain(old or {}), new=plain(new))
 
 
 class Disabled:

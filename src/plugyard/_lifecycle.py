@@ -19,14 +19,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from . import _log
 from ._candidate import Candidate
-from ._events import (
-    EventBus,
-    PluginActivated,
-    PluginFailed,
-    PluginLoaded,
-    PluginUnloaded,
-    SignatureRejected,
-)
 from ._handles import (
     PluginHandle,
     counted,
@@ -53,16 +45,18 @@ from .exceptions import (
 if TYPE_CHECKING:
     import asyncio
 
+    from ._bus import EventBus
+
 log = _log.Logger("plugyard")
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 #: The event each state change publishes (a failure's carries its error).
-_EVENTS: dict[PluginState, type[Any]] = {
-    PluginState.LOADED: PluginLoaded,
-    PluginState.ACTIVE: PluginActivated,
-    PluginState.UNLOADED: PluginUnloaded,
+_EVENTS: dict[PluginState, str] = {
+    PluginState.LOADED: "PluginLoaded",
+    PluginState.ACTIVE: "PluginActivated",
+    PluginState.UNLOADED: "PluginUnloaded",
 }
 
 
@@ -258,10 +252,10 @@ class Lifecycle:
             log.warning("%s", error)
             if self.metrics is not None:
                 self.metrics.plugin(name).record_error(error)
-            self.emit(PluginFailed, slot, error=error)
+            self.emit("PluginFailed", slot, error=error)
             if isinstance(error, SignatureError):
                 self.emit(
-                    SignatureRejected,
+                    "SignatureRejected",
                     slot,
                     distribution=error.distribution,
                     problems=tuple(f"{p.kind}: {p}" for p in error.problems),
@@ -269,11 +263,12 @@ class Lifecycle:
         elif state in _EVENTS:
             self.emit(_EVENTS[state], slot)
 
-    def emit(self, event: type[Any], slot: Slot, **fields: Any) -> None:
-        """Publish ``event`` about ``slot``'s plugin, if anyone listens."""
-        if self.events.has_subscribers(event):
+    def emit(self, event: str, slot: Slot, **fields: Any) -> None:
+        """Publish the event class named ``event`` about ``slot``'s plugin, if anyone listens."""
+        event_type = self.events.wanted(event)
+        if event_type is not None:
             info = slot.info
-            self.events.publish(event(info.name, self.group, str(info.version), **fields))
+            self.events.publish(event_type(info.name, self.group, str(info.version), **fields))
 
     def activate(
         self, slot: Slot, deps: Mapping[str, Any], config: Any, invoke: Invoker

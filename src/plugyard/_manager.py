@@ -13,9 +13,9 @@ import attrs
 
 from . import _configure, _resolve, _start, _versions
 from ._asyncapi import AsyncAPI
+from ._bus import EventBus
 from ._candidate import Candidate
 from ._configstore import ConfigStore
-from ._events import EventBus
 from ._handles import MapResult, PluginHandle, T
 from ._lifecycle import Invoker, Lifecycle
 from ._metrics import GroupMetrics

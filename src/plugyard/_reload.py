@@ -47,7 +47,7 @@ import attrs
 from . import _loader, _resolve
 from ._candidate import Candidate, CandidateKind
 from ._configure import carried_over
-from ._events import PluginReloaded, ReloadFailed
+from ._events import PluginReloaded
 from ._lifecycle import Invoker, Lifecycle, Slot, log
 from ._model import FunctionPlugin, PluginContext, PluginInfo, PluginState
 from ._policy import Gate
@@ -518,7 +518,7 @@ class Reload:
         cause = failure.cause if failure.cause is not None else error
         log.warning("%s", error)
         self.lifecycle.emit(
-            ReloadFailed,
+            "ReloadFailed",
             slot,
             new_version=new.version,
             stage=failure.stage,
@@ -541,7 +541,7 @@ class Reload:
                 if swap.slot.name in roots
                 else f"its dependency {slot.name!r} was reloaded"
             )
-            lifecycle.emit(PluginReloaded, swap.slot, old_version=swap.old.version, reason=why)
+            lifecycle.emit("PluginReloaded", swap.slot, old_version=swap.old.version, reason=why)
         return PluginReloaded(
             slot.name,
             self.group,

@@ -8,7 +8,6 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from ._candidate import CandidateKind
-from ._events import PluginReloaded
 from ._lifecycle import Invoker, Lifecycle, log
 from ._reload import RELOAD, REQUESTED, Reload
 from ._sources import canonical
@@ -16,6 +15,7 @@ from ._watch import Watcher
 from .exceptions import PluginError, ReloadError
 
 if TYPE_CHECKING:
+    from ._events import PluginReloaded
     from ._install import Installer
     from ._policy import Gate
     from ._registry import Registry

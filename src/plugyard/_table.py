@@ -21,7 +21,6 @@ import attrs
 from . import _admission, _loader, _log
 from ._candidate import Candidate, CandidateKind
 from ._discovery import EntryPoint
-from ._events import PluginDiscovered
 from ._handles import PluginHandle
 from ._lifecycle import Lifecycle, Slot
 from ._metrics import GroupMetrics
@@ -229,7 +228,7 @@ class Table:
         with self._data:
             self.slots[name] = slot
             self.handles[name] = handle
-        self.lifecycle.emit(PluginDiscovered, slot)
+        self.lifecycle.emit("PluginDiscovered", slot)
         return slot
 
     def sync_registry(self) -> None:

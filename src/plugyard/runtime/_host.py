@@ -24,9 +24,9 @@ from typing import Any, ClassVar
 
 import attrs
 
+from .._bus import EventBus
 from .._candidate import Candidate, CandidateKind
 from .._configtypes import plain
-from .._events import EventBus
 from .._handles import MISSING
 from .._model import PluginContext, PluginInfo, parse_depends_on
 from ..exceptions import PluginError
