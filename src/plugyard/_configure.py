@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
-from ._configstore import ConfigStore
-from ._configtypes import decode, encode, freeze, plain, validate
 from ._lifecycle import Invoker, Lifecycle, Slot
 from ._model import PluginState
 from .exceptions import ConfigError, PluginNotActiveError
+
+# Config files and typed configs (pathlib, msgpack, the validators) are
+# imported by the first manager with a config store or plugin with a
+# config_type: most start with an empty config and need neither.
+if TYPE_CHECKING:
+    from ._configstore import ConfigStore
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def store_of(config: ConfigStore | str | os.PathLike[str] | None) -> ConfigStore | None:
+    """The config store ``PluginManager(config=)`` names: itself, one on a directory, or none."""
+    if config is None:
+        return None
+    from ._configstore import ConfigStore
+
+    return config if isinstance(config, ConfigStore) else ConfigStore(config)
 
 
 def initial(slot: Slot, store: ConfigStore | None) -> Any:
@@ -36,6 +53,10 @@ def _typed(slot: Slot, raw: dict[str, Any]) -> Any:
 
 def _typed_for(target: object, name: str, raw: dict[str, Any]) -> Any:
     config_type = getattr(target, "config_type", None)
+    if config_type is None and not raw:
+        return _EMPTY  # what freeze() makes of an empty config
+    from ._configtypes import freeze, validate
+
     if config_type is None:
         return freeze(raw)
     return validate(config_type, raw, plugin=name)
@@ -50,6 +71,8 @@ def carried_over(config: Any, target: object, name: str) -> Any:
     Raises:
         ConfigError: the config does not validate into the new ``config_type``.
     """
+    from ._configtypes import decode, encode, plain
+
     try:
         return _typed_for(target, name, decode(encode(plain(config))))
     except ConfigError:
@@ -62,6 +85,8 @@ def carried_over(config: Any, target: object, name: str) -> Any:
 
 def _prepare(slot: Slot, config: Mapping[str, Any]) -> tuple[Any, bytes]:
     """The config the plugin will hold (a copy, validated) and the bytes to store."""
+    from ._configtypes import decode, encode, plain
+
     name = slot.name
     try:
         copied = decode(encode(config))  # a deep copy, and proof that it can be stored
@@ -88,6 +113,8 @@ def transaction(
     Raises:
         ConfigError: a step failed; the plugin, its config and the file are as before.
     """
+    from ._configtypes import plain
+
     name = slot.name
     group = slot.candidate.group
     active = slot.state is PluginState.ACTIVE

@@ -21,7 +21,6 @@ that is truncated, corrupt or not of this format counts as absent.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import marshal
 import os
 import stat
@@ -126,9 +125,17 @@ def _open_dir(name: str, parent: int | None, where: str) -> int:
 
 
 def _key(entries: Sequence[str]) -> str:
-    """The file name for absolute ``entries``, on this interpreter."""
+    """The file name for absolute ``entries``, on this interpreter.
+
+    Two CRC-32s with different seeds (64 bits), not a cryptographic hash:
+    the name only spreads caches over files, and a file is used only if it
+    was written for exactly these entries (:func:`_validated`), so a clash
+    costs a rescan, never a wrong answer. ``hashlib`` would load OpenSSL,
+    which costs more than the rest of a warm first call's lookup.
+    """
     text = "\0".join([str(_FORMAT), sys.executable, sys.prefix, sys.version, *entries])
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    data = text.encode("utf-8", "surrogatepass")
+    return f"{crc32(data):08x}{crc32(data, 0x9E3779B9):08x}"
 
 
 #: The status of a file that is not there.

@@ -7,7 +7,7 @@ import importlib
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -15,7 +15,6 @@ from . import _configure, _resolve, _start, _versions
 from ._asyncapi import AsyncAPI
 from ._bus import EventBus
 from ._candidate import Candidate
-from ._configstore import ConfigStore
 from ._handles import MapResult, PluginHandle, T
 from ._lifecycle import Invoker, Lifecycle
 from ._metrics import GroupMetrics
@@ -26,6 +25,9 @@ from ._registry import Registry, get_registry
 from ._reloadapi import ReloadAPI
 from ._table import Table
 from .exceptions import DependentsActiveError, ManagerBusyError, ManagerClosedError, PluginError
+
+if TYPE_CHECKING:
+    from ._configstore import ConfigStore
 
 # The sync API's invokers: each refuses a coroutine method, naming the async call to use.
 _LOAD = Invoker(call="aload")
@@ -137,9 +139,7 @@ class PluginManager(AsyncAPI[T], ReloadAPI):
         self.group = registry.group
         self.trust = trust or TrustPolicy()
         self.events = events if events is not None else EventBus()
-        self.config_store = (
-            config if isinstance(config, ConfigStore) or config is None else ConfigStore(config)
-        )
+        self.config_store = _configure.store_of(config)
         self.drain_timeout = drain_timeout
         self.lock_timeout = lock_timeout
         self.interface = interface

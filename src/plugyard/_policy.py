@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -154,13 +153,15 @@ def owner_of(module: str) -> tuple[str, str | None, str | None]:
             return "verified", owner, importer.version_of(owner)
     if not _admissions:
         return "application", None, None
+    import pathlib
+
     from .trust._record import record_modules
 
     for admission in list(_admissions.values()):
         modules = _admission_modules.get(admission.dist_info)
         if modules is None:
             modules = _admission_modules[admission.dist_info] = record_modules(
-                Path(admission.dist_info)
+                pathlib.Path(admission.dist_info)
             )
         name = module
         while name:
@@ -205,12 +206,15 @@ class Gate:
             return ep
         result = self._results.get(ep.path)
         if result is None:
+            import pathlib
             from importlib.metadata import PathDistribution
 
             from .trust import verify_distribution
 
             assert self.policy.keyring is not None  # noqa: S101 - checked by TrustPolicy
-            result = verify_distribution(PathDistribution(Path(ep.path)), self.policy.keyring)
+            result = verify_distribution(
+                PathDistribution(pathlib.Path(ep.path)), self.policy.keyring
+            )
             self._results[ep.path] = result
         error = self._verified(result, ep)
         if error is None:

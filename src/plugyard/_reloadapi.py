@@ -9,17 +9,18 @@ from typing import TYPE_CHECKING, Any
 
 from ._candidate import CandidateKind
 from ._lifecycle import Invoker, Lifecycle, log
-from ._reload import RELOAD, REQUESTED, Reload
 from ._sources import canonical
-from ._watch import Watcher
 from .exceptions import PluginError, ReloadError
 
+# The reload machinery (_reload, _watch) is imported by the first reload or
+# watch: a manager that never reloads never loads it.
 if TYPE_CHECKING:
     from ._events import PluginReloaded
     from ._install import Installer
     from ._policy import Gate
     from ._registry import Registry
     from ._table import Table
+    from ._watch import Watcher
 
 #: The reason of a reload the watcher started.
 WATCHED = "a new version in a plugin directory"
@@ -76,12 +77,16 @@ class ReloadAPI:
                 the old version is still active. Also when the old or the
                 new version has extension modules, which cannot be unloaded.
         """
+        from ._reload import RELOAD, REQUESTED
+
         return self._reload(name, to, REQUESTED, RELOAD)
 
     async def areload(
         self, name: str, to: str | os.PathLike[str] | None = None
     ) -> PluginReloaded | None:
         """:meth:`reload`, awaiting ``async def`` methods on the running loop."""
+        from ._reload import REQUESTED
+
         event: PluginReloaded | None = await self._in_thread(
             self._reload, name, to, REQUESTED, call="areload"
         )
@@ -90,6 +95,8 @@ class ReloadAPI:
     def _reload(
         self, name: str, to: str | os.PathLike[str] | None, reason: str, invoke: Invoker
     ) -> PluginReloaded | None:
+        from ._reload import Reload
+
         with self._locked():
             self._open()
             job = Reload(
@@ -133,6 +140,8 @@ class ReloadAPI:
         installer = self._installer
         if installer is None:
             raise ValueError("this manager has no plugin directories to watch (plugin_dirs=)")
+        from ._watch import Watcher
+
         self._watch_failed = {}
         watcher = Watcher(
             installer.directories.paths,
@@ -151,6 +160,7 @@ class ReloadAPI:
     def _directories_changed(self) -> None:
         """Reload each active plugin the directories now hold another chosen version of."""
         from ._plugindirs import stamp_of
+        from ._reload import RELOAD
 
         with self._locked():
             installed = self._table.reread()

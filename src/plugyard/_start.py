@@ -8,17 +8,19 @@ resolver decide what can start, and the lifecycle sets each one up.
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from . import _resolve
-from ._configstore import ConfigStore
 from ._configure import Disabled, disabled_error, initial
 from ._lifecycle import Invoker, Lifecycle, Slot
 from ._model import PluginState
 from ._table import Table
 from .exceptions import ConfigError, DependencyFailedError, PluginError
+
+if TYPE_CHECKING:
+    from ._configstore import ConfigStore
 
 
 def start(
