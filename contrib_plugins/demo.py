@@ -8,7 +8,7 @@ It installs into the environment of the Python that runs it (with ``--pip``,
 through that command), and leaves that environment as it found it: the
 tampered plugin is reinstalled from its signed wheel at the end. The hot
 reload installs its plugin's versions under ``WORK_DIR/data``, not into the
-user's data directory.
+user's data directory, and removes them at the end.
 """
 
 from __future__ import annotations
@@ -149,15 +149,32 @@ def check(ok: bool, what: str) -> None:
 
 
 def hot_reload_under_load(work: Path) -> None:
-    """A plugin replaced twice while threads call it: by a new version, then by a broken one."""
-    from plugyard import PluginManager
-    from plugyard.exceptions import ReloadError
+    """A plugin replaced twice while threads call it: by a new version, then by a broken one.
 
-    # Directory plugins are installed under $XDG_DATA_HOME: the demo's own, here.
-    os.environ["XDG_DATA_HOME"] = str(work / "data")
+    Directory plugins are installed under ``$XDG_DATA_HOME``: the demo's own,
+    ``WORK_DIR/data``, removed at the end.
+    """
+    data = work / "data"
+    os.environ["XDG_DATA_HOME"] = str(data)
+    try:
+        reload_steps(work / "plugins")
+    finally:
+        remove_installations(data)
+
+
+def remove_installations(data: Path) -> None:
+    """Remove a data directory plugyard installed plugins into, read-only as they are."""
+    for directory, _, _ in os.walk(data):
+        Path(directory).chmod(0o755)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def reload_steps(plugins: Path) -> None:
+    """The two steps of the hot reload, with ``plugins`` as the plugin directory."""
+    from plugyard import PluginManager
+
     # The failed reload is logged as a warning; the demo prints the error itself.
     logging.getLogger("plugyard").addHandler(logging.NullHandler())
-    plugins = work / "plugins"
     shutil.rmtree(plugins, ignore_errors=True)
     plugins.mkdir()
     greet = plugins / "greet.py"
@@ -169,9 +186,15 @@ def hot_reload_under_load(work: Path) -> None:
     )
     plugyard("list", "--group", RELOAD_GROUP, "--plugin-dir", str(plugins))
     print(f">>> manager = PluginManager(group={RELOAD_GROUP!r}, plugin_dirs=[{str(plugins)!r}])")
-    manager = PluginManager(group=RELOAD_GROUP, plugin_dirs=[plugins])
-    print('>>> handle = manager.get("greet")')
-    load = Load(manager.get("greet"), CALLERS)
+    with PluginManager(group=RELOAD_GROUP, plugin_dirs=[plugins]) as manager:
+        print('>>> handle = manager.get("greet")')
+        run_under_load(manager, Load(manager.get("greet"), CALLERS), plugins / "greet.py")
+
+
+def run_under_load(manager: Any, load: Load, greet: Path) -> None:
+    """Reload greet to 2.0, then to a broken 3.0, while ``load`` calls it."""
+    from plugyard.exceptions import ReloadError
+
     load.start()
     try:
         time.sleep(BUSY)
@@ -223,7 +246,6 @@ def hot_reload_under_load(work: Path) -> None:
     after = load.answered("reload to 3.0", "after 3.0")
     check(set(after) == {"2.0"}, f"not 2.0 alone answered after the failed reload: {after}")
     check(versions == load.answered(), "the manager's metrics disagree with the calls made")
-    manager.shutdown()
 
 
 def main() -> int:

@@ -115,6 +115,7 @@ def test_the_demo_lists_runs_signs_verifies_refuses_reloads_and_sandboxes(
     assert answered["1.0"] == counts["all calls so far"][2]["1.0"]
     metrics = out.split('>>> dict(manager.metrics("greet").versions)\n', 1)[1].splitlines()[0]
     assert ast.literal_eval(metrics) == answered
+    assert not (tmp_path / "work" / "data").exists()  # its read-only installations removed
     # A Node.js plugin passes the protocol's conformance checks and runs in the sandbox.
     assert "\n8 passed, 0 failed\n" in out
     assert out.rstrip().endswith('{"cat": 2, "the": 2, "other": 1, "saw": 1}')
