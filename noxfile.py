@@ -98,7 +98,7 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """Build the contrib plugins; list, order, run, sign, verify, attack and sandbox them."""
+    """Build the contrib plugins; list, order, run, sign, verify, attack, hot-reload, sandbox."""
     session.install(".")
     wheels = Path(session.create_tmp()) / "wheels"
     session.run("python", "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), *CONTRIB)

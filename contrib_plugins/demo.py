@@ -1,4 +1,4 @@
-"""The plugyard demo: contrib plugins listed, run, signed, verified, attacked; a sandbox.
+"""The plugyard demo: contrib plugins listed, run, signed, verified, attacked; reloaded; a sandbox.
 
 Run by ``nox -s demo``, which builds the contrib wheels first::
 
@@ -6,21 +6,34 @@ Run by ``nox -s demo``, which builds the contrib wheels first::
 
 It installs into the environment of the Python that runs it (with ``--pip``,
 through that command), and leaves that environment as it found it: the
-tampered plugin is reinstalled from its signed wheel at the end.
+tampered plugin is reinstalled from its signed wheel at the end. The hot
+reload installs its plugin's versions under ``WORK_DIR/data``, not into the
+user's data directory, and removes them at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import logging
+import os
 import shlex
 import shutil
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 GROUP = "plugyard.demo"
 TEXT = "The quick brown fox jumps over the lazy dog"
+#: The group of the plugin the hot reload replaces; its own, apart from the contrib plugins'.
+RELOAD_GROUP = "plugyard.demo.reload"
+#: How many threads call it during the reloads, and for how long between two steps.
+CALLERS = 4
+BUSY = 0.3
 
 
 def say(text: str) -> None:
@@ -39,6 +52,200 @@ def plugyard(*argv: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
     if done.returncode != expect:
         raise SystemExit(f"demo: expected exit code {expect}, got {done.returncode}")
     return done
+
+
+def greet_source(version: str, greeting: str, setup: str = "pass") -> str:
+    """A single-file plugin that answers with its version; a call takes about a millisecond."""
+    return (
+        f'"""Greets, and says which version answered."""\n'
+        f"\n"
+        f"import time\n"
+        f"\n"
+        f"__version__ = {version!r}\n"
+        f"\n"
+        f"\n"
+        f"class Greet:\n"
+        f"    def setup(self, ctx):\n"
+        f"        {setup}\n"
+        f"\n"
+        f"    def execute(self, name):\n"
+        f"        time.sleep(0.001)  # waiting on I/O, as a real call would\n"
+        f"        return __version__, f'{greeting}, {{name}}'\n"
+        f"\n"
+        f"\n"
+        f"plugin = Greet\n"
+    )
+
+
+def deploy(path: Path, text: str) -> None:
+    """Replace a plugin file at once, as a deployment would: written beside it, renamed over it."""
+    part = path.with_name(f".{path.name}.part")
+    part.write_text(text)
+    part.replace(path)
+
+
+class Load:
+    """Threads that call a handle without pause, counting the answers by version.
+
+    Each call is counted under the phase the main thread was in when the call started.
+    """
+
+    def __init__(self, handle: Any, threads: int) -> None:
+        self.handle = handle
+        self.phase = "before"
+        self._answers: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._failures: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._call) for _ in range(threads)]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def _call(self) -> None:
+        while not self._stop.is_set():
+            phase = self.phase
+            try:
+                version, _ = self.handle.execute("world")
+            except Exception as error:  # what the demo is there to show never happens
+                with self._lock:
+                    self._failures.append((phase, f"{type(error).__name__}: {error}"))
+            else:
+                with self._lock:
+                    self._answers[phase, version] += 1
+
+    def answered(self, *phases: str) -> dict[str, int]:
+        """The calls each version answered, of those started in ``phases`` (default: all)."""
+        with self._lock:
+            counted: collections.Counter[str] = collections.Counter()
+            for (phase, version), n in self._answers.items():
+                if not phases or phase in phases:
+                    counted[version] += n
+        return dict(sorted(counted.items()))
+
+    def failed(self, *phases: str) -> list[str]:
+        """The errors of the calls that failed, of those started in ``phases`` (default: all)."""
+        with self._lock:
+            return [error for phase, error in self._failures if not phases or phase in phases]
+
+    def report(self, label: str, *phases: str) -> None:
+        """Print how the calls started in ``phases`` went."""
+        answered, failed = self.answered(*phases), self.failed(*phases)
+        versions = ", ".join(f"{v}: {n}" for v, n in answered.items())
+        calls = sum(answered.values()) + len(failed)
+        print(f"{label:<30}{calls:>6} calls, {len(failed)} failed; answered by {versions}")
+
+
+def check(ok: bool, what: str) -> None:
+    """Stop the demo if what it shows did not happen."""
+    if not ok:
+        raise SystemExit(f"demo: {what}")
+
+
+def hot_reload_under_load(work: Path) -> None:
+    """A plugin replaced twice while threads call it: by a new version, then by a broken one.
+
+    Directory plugins are installed under ``$XDG_DATA_HOME``: the demo's own,
+    ``WORK_DIR/data``, removed at the end.
+    """
+    data = work / "data"
+    os.environ["XDG_DATA_HOME"] = str(data)
+    try:
+        reload_steps(work / "plugins")
+    finally:
+        remove_installations(data)
+
+
+def remove_installations(data: Path) -> None:
+    """Remove a data directory plugyard installed plugins into, read-only as they are."""
+    for directory, _, _ in os.walk(data):
+        Path(directory).chmod(0o755)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def reload_steps(plugins: Path) -> None:
+    """The two steps of the hot reload, with ``plugins`` as the plugin directory."""
+    from plugyard import PluginManager
+
+    # The failed reload is logged as a warning; the demo prints the error itself.
+    logging.getLogger("plugyard").addHandler(logging.NullHandler())
+    shutil.rmtree(plugins, ignore_errors=True)
+    plugins.mkdir()
+    greet = plugins / "greet.py"
+    deploy(greet, greet_source("1.0", "hello"))
+    say(
+        "Hot reload under load. A plugin directory holds greet 1.0, a single-file plugin; "
+        f"{CALLERS} threads call it without pause while greet.py is replaced by 2.0 and the "
+        "manager reloads it. The calls in flight finish on 1.0, the next ones get 2.0:"
+    )
+    plugyard("list", "--group", RELOAD_GROUP, "--plugin-dir", str(plugins))
+    print(f">>> manager = PluginManager(group={RELOAD_GROUP!r}, plugin_dirs=[{str(plugins)!r}])")
+    with PluginManager(group=RELOAD_GROUP, plugin_dirs=[plugins]) as manager:
+        print('>>> handle = manager.get("greet")')
+        run_under_load(manager, Load(manager.get("greet"), CALLERS), plugins / "greet.py")
+
+
+def run_under_load(manager: Any, load: Load, greet: Path) -> None:
+    """Reload greet to 2.0, then to a broken 3.0, while ``load`` calls it."""
+    from plugyard.exceptions import ReloadError
+
+    load.start()
+    try:
+        time.sleep(BUSY)
+        print(f"[{CALLERS} threads are calling handle.execute(); greet.py now holds 2.0]")
+        deploy(greet, greet_source("2.0", "hi there"))
+        load.phase = "reload to 2.0"
+        print('>>> manager.reload("greet")')
+        started = time.perf_counter()
+        event = manager.reload("greet")
+        took = time.perf_counter() - started
+        load.phase = "after 2.0"
+        print(repr(event))
+        time.sleep(BUSY)
+        load.report(f"while it reloaded ({took * 1000:.0f} ms):", "reload to 2.0")
+        load.report("since it returned:", "after 2.0")
+        load.report("all calls so far:")
+        check(not load.failed(), f"calls failed: {load.failed()[:3]}")
+        check(set(load.answered()) == {"1.0", "2.0"}, "both versions should have answered")
+        after = load.answered("after 2.0")
+        check(set(after) == {"2.0"}, f"not 2.0 alone answered after the reload: {after}")
+
+        say(
+            "Then a broken version: greet 3.0, whose setup() raises. The reload builds it "
+            "beside 2.0, fails, and undoes everything; 2.0 goes on answering every call:"
+        )
+        print("[greet.py now holds 3.0]")
+        deploy(greet, greet_source("3.0", "hey", setup="raise RuntimeError('no greetings today')"))
+        load.phase = "reload to 3.0"
+        print('>>> manager.reload("greet")')
+        started = time.perf_counter()
+        try:
+            manager.reload("greet")
+        except ReloadError as error:
+            took = time.perf_counter() - started
+            load.phase = "after 3.0"
+            print(f"ReloadError: {error}")
+            check(error.stage == "setup", f"the reload failed in {error.stage}, not in setup")
+        else:
+            check(False, "the broken version was reloaded")
+        time.sleep(BUSY)
+    finally:
+        load.stop()
+    load.report(f"while it failed ({took * 1000:.0f} ms):", "reload to 3.0")
+    load.report("since it failed:", "after 3.0")
+    load.report("all calls:")
+    versions = dict(manager.metrics("greet").versions)
+    print(f'>>> dict(manager.metrics("greet").versions)\n{versions}')
+    check(not load.failed(), f"calls failed: {load.failed()[:3]}")
+    after = load.answered("reload to 3.0", "after 3.0")
+    check(set(after) == {"2.0"}, f"not 2.0 alone answered after the failed reload: {after}")
+    check(versions == load.answered(), "the manager's metrics disagree with the calls made")
 
 
 def main() -> int:
@@ -138,6 +345,8 @@ def main() -> int:
         )
     say("The signed normalize is back: everything verifies and runs again.")
     plugyard("run", "shout", "plugins,   verified and ordered", *group, "--keyring", str(trusted))
+
+    hot_reload_under_load(work)
 
     say(
         "A plugin plugyard does not trust runs in a supervised child process instead. "

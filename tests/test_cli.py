@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import errno
 import importlib.metadata
 import itertools
@@ -1015,3 +1016,59 @@ def test_trust_without_a_keyring_is_a_usage_error(
     assert only_line(err).startswith(
         f"plugyard: cannot use keyring {str(tmp_path / 'nothing')!r}: "
     )
+
+
+def _commands(
+    parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
+) -> dict[str, argparse.ArgumentParser]:
+    """Every command the parser runs (``"config get"``, not ``"config"``), by its words."""
+    found = {}
+    for action in parser._actions:  # argparse lists subcommands nowhere else
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.update(_commands(sub, (*prefix, name)))
+            return found
+    return {" ".join(prefix): parser}
+
+
+#: The commands that list or show something, and so print JSON with --json.
+LISTING = {"groups", "list", "inspect", "graph", "metrics", "verify", "sandbox check"}
+#: The others: they act, or print one result (as JSON already where it can be).
+ACTING = {
+    "run",
+    "reload",
+    "config get",
+    "config set",
+    "enable",
+    "disable",
+    "keygen",
+    "sign",
+    "sandbox conformance",
+    "sandbox run",
+}
+
+
+def test_every_listing_command_takes_json() -> None:
+    from plugyard.cli._app import _parser
+
+    commands = _commands(_parser())
+    # A new command is one or the other: a listing command without --json fails here.
+    assert set(commands) == LISTING | ACTING
+    for name in sorted(LISTING):
+        options = {o for action in commands[name]._actions for o in action.option_strings}
+        assert "--json" in options, name
+
+
+def test_each_listing_command_prints_json(capsys: pytest.CaptureFixture[str], group: str) -> None:
+    grouped = ["--group", group]
+    for argv in (
+        ["groups"],
+        ["list", *grouped],
+        ["inspect", "upper", *grouped],
+        ["graph", *grouped],
+        ["metrics", *grouped],
+    ):
+        code, out, err = run(capsys, *argv, "--json")
+        assert (code, err) == (0, ""), argv
+        assert isinstance(json.loads(out), dict), argv
+    # verify --json and sandbox check --json: tests/test_cli_trust.py, tests/test_cli_sandbox.py
