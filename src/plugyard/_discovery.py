@@ -28,7 +28,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -148,6 +148,63 @@ class Index:
         if type(found[0]) is EntryPoint:
             return list(found)
         return [EntryPoint(*row[:7]) for row in found]
+
+    def rows(self, group: str) -> list[EntryPoint | _Row]:
+        """The entry points of ``group`` as the index holds them: built, or rows to build from."""
+        return list(self._groups.get(group) or ())
+
+
+def by_name(items: Iterable[EntryPoint | _Row]) -> tuple[ByName, list[EntryPoint]]:
+    """The class and function entry points among ``items`` by name, and the module ones.
+
+    Nothing is built for a name until it is looked up: a first call among
+    thousands of plugins makes one :class:`EntryPoint`.
+    """
+    named: dict[str, list[Any]] = {}
+    modules: list[EntryPoint] = []
+    for item in items:
+        if isinstance(item, EntryPoint):
+            name, value = item.name, item.value
+        else:
+            name, value = item[0], item[2]
+        # A colon is what gives an entry point an object (EntryPoint.attr).
+        if ":" in value:
+            named.setdefault(name, []).append(item)
+        else:
+            modules.append(_entry_point(item))
+    return ByName(named), modules
+
+
+def _entry_point(item: EntryPoint | _Row) -> EntryPoint:
+    return item if isinstance(item, EntryPoint) else EntryPoint(*item[:7])
+
+
+class ByName(Mapping[str, list[EntryPoint]]):
+    """Entry points by name, each list made from the index's rows when first read.
+
+    Iterating, ``in`` and ``len`` read the names alone.
+    """
+
+    __slots__ = ("_lists",)
+
+    def __init__(self, lists: dict[str, list[Any]]) -> None:
+        self._lists = lists
+
+    def __getitem__(self, name: str) -> list[EntryPoint]:
+        found = self._lists[name]
+        if any(type(item) is not EntryPoint for item in found):
+            # Replaced whole: a reader in another thread sees the rows or the list.
+            found = self._lists[name] = [_entry_point(item) for item in found]
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._lists)
+
+    def __len__(self) -> int:
+        return len(self._lists)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._lists
 
 
 # -- what importlib.metadata reads itself --------------------------------------------

@@ -94,25 +94,18 @@ class Installed:
         pins: Mapping[str, str] | None = None,
     ) -> None:
         index = _discovery.read_index(path) if enabled else None
-        found = index.entry_points(group) if index is not None else []
         #: Distributions left out because their entry points cannot be read.
         self.broken = index.problems if index is not None else []
         for broken in self.broken:
             _report(broken)
         self.group = group
         self.pins = dict(pins or {})
-        #: Class and function entry points by name: plugin directories', then ``sys.path``'s.
-        self.by_name: dict[str, list[EntryPoint]] = {}
         #: The file each entry point of a plugin directory comes from.
         self.locations = dict(directories)
-        #: Module entry points: importing them registers plugins.
-        self.modules: list[EntryPoint] = []
-        for ep in [*self.locations, *found]:
-            # A colon is what gives an entry point an object (EntryPoint.attr).
-            if ":" in ep.value:
-                self.by_name.setdefault(ep.name, []).append(ep)
-            else:
-                self.modules.append(ep)
+        rows = index.rows(group) if index is not None else []
+        #: Class and function entry points by name: plugin directories', then
+        #: ``sys.path``'s; module entry points, whose import registers plugins.
+        self.by_name, self.modules = _discovery.by_name([*self.locations, *rows])
         self._errors: dict[str, PluginError | None] = {}
 
     def pending_modules(self) -> list[EntryPoint]:
