@@ -186,6 +186,11 @@ class _Slots:
         return totals
 
 
+#: Held while a recorder makes its call counters or a version's recorder:
+#: rare, and one lock for all of them costs less than one lock each.
+_MADE = threading.Lock()
+
+
 class _Token:
     """Kept in a thread's local storage; its death means the thread ended."""
 
@@ -205,32 +210,58 @@ class PluginMetrics:
         clock: A monotonic clock in integer nanoseconds; tests pass a fake one.
     """
 
+    __slots__ = (
+        "_clock",
+        "_import_time",
+        "_last_error",
+        "_local",
+        "_setup_time",
+        "_slots",
+        "_versions",
+        "group",
+        "plugin",
+    )
+
     def __init__(
         self, plugin: str, group: str, *, clock: Callable[[], int] = time.perf_counter_ns
     ) -> None:
         self.plugin = plugin
         self.group = group
         self._clock = clock
-        self._slots = _Slots()
-        self._local = threading.local()
+        # What counts calls is made by the first wrap or measure (see _calls):
+        # a plugin's own recorder holds only its versions', and a thousand
+        # plugins must not cost a thousand unused thread-local stores.
+        self._slots: _Slots | None = None
+        self._local: threading.local | None = None
         self._last_error: tuple[str, float] | None = None
         self._import_time: float | None = None
         self._setup_time: float | None = None
-        self._lock = threading.Lock()
         # The recorders of each version's calls; added to, never removed.
         self._versions: dict[str, PluginMetrics] = {}
 
     def __repr__(self) -> str:
         return f"<PluginMetrics {self.group}:{self.plugin}>"
 
+    def _calls(self) -> tuple[threading.local, _Slots]:
+        """The thread-local store of this thread's slot, and every thread's slots."""
+        local, slots = self._local, self._slots
+        if local is None or slots is None:
+            with _MADE:
+                if self._local is None or self._slots is None:
+                    self._slots = _Slots()
+                    self._local = threading.local()
+                local, slots = self._local, self._slots
+        return local, slots
+
     def _new_slot(self) -> list[int]:
+        local, slots = self._calls()
         slot = [0] * _SLOT_SIZE
         token = _Token()
-        finalizer = weakref.finalize(token, self._slots.retire, slot)
+        finalizer = weakref.finalize(token, slots.retire, slot)
         finalizer.atexit = False
-        self._slots.add(slot)
-        self._local.slot = slot
-        self._local.token = token
+        slots.add(slot)
+        local.slot = slot
+        local.token = token
         return slot
 
     def _note_error(self, error: BaseException) -> None:
@@ -261,7 +292,7 @@ class PluginMetrics:
         argument, :data:`NO_ARGUMENT` when there is none) instead of ``fn``,
         uncounted.
         """
-        local = self._local
+        local, _ = self._calls()
         new_slot = self._new_slot
         note_error = self._note_error
         clock = self._clock
@@ -344,7 +375,7 @@ class PluginMetrics:
         an awaitable result is measured until it is awaited.
         """
         try:
-            slot = self._local.slot
+            slot = self._calls()[0].slot
         except AttributeError:
             slot = self._new_slot()
         slot[0] += 1
@@ -376,6 +407,10 @@ class PluginMetrics:
             slot[1] += 1
             self._note_error(error)
 
+    def _totals(self) -> list[int]:
+        slots = self._slots
+        return slots.totals() if slots is not None else [0] * _SLOT_SIZE
+
     def version(self, version: str) -> PluginMetrics:
         """The recorder of the calls one version answers, counted in this one's snapshot too.
 
@@ -385,7 +420,7 @@ class PluginMetrics:
         """
         recorder = self._versions.get(version)
         if recorder is None:
-            with self._lock:
+            with _MADE:
                 recorder = self._versions.get(version)
                 if recorder is None:
                     recorder = PluginMetrics(self.plugin, self.group, clock=self._clock)
@@ -410,11 +445,11 @@ class PluginMetrics:
         Calls that finish while the snapshot is taken may or may not be in
         it; errors never exceed calls.
         """
-        totals = self._slots.totals()
+        totals = self._totals()
         last = self._last_error
         versions: dict[str, int] = {}
         for version, recorder in self._versions.items():
-            theirs = recorder._slots.totals()
+            theirs = recorder._totals()
             versions[version] = sum(theirs[_RAW0:])
             totals = [a + b for a, b in zip(totals, theirs, strict=True)]
             error = recorder._last_error
