@@ -1,23 +1,24 @@
 """plugyard: plugins verified before import, ordered by their dependencies.
 
-Every public name is imported on first use (PEP 562), so ``import plugyard``
-costs next to nothing and a command-line tool pays only for what it touches:
-``plugyard.register`` loads the registry, ``plugyard.PluginManager`` the
-manager, and neither loads events, trust, config validation or the sandbox
-until they are used.
+Every public name but the errors is imported on first use (PEP 562), so
+``import plugyard`` costs next to nothing and a command-line tool pays only
+for what it touches: ``plugyard.register`` loads the registry,
+``plugyard.PluginManager`` the manager, and neither loads events, trust,
+config validation or the sandbox until they are used. The errors come with
+the package: every path that does anything raises or catches them.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from . import _public
+from . import _public, exceptions
+from .exceptions import *  # noqa: F403 - every error, as exceptions.__all__ lists them
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # what each lazy name is, for type checkers and editors
     from typing import Any
 
-    from . import exceptions as exceptions
     from ._bus import EventBus as EventBus
     from ._bus import Subscription as Subscription
     from ._candidate import (
@@ -116,7 +117,6 @@ if TYPE_CHECKING:  # what each lazy name is, for type checkers and editors
     from ._resolve import (
         Plan as Plan,
     )
-    from .exceptions import *  # noqa: F403
     from .prometheus import (
         to_prometheus as to_prometheus,
     )
@@ -126,7 +126,8 @@ _SUBMODULES = frozenset(
     {"cli", "exceptions", "prometheus", "runtime", "stevedore", "testing", "trust", "worker"}
 )
 
-__all__ = ["__version__", *sorted(_public.HOMES)]  # noqa: F405 - not a star import's
+# __version__ is made by __getattr__ below, not by the star import.
+__all__ = ["__version__", *sorted(_public.HOMES), *exceptions.__all__]  # noqa: F405
 
 
 def __getattr__(name: str) -> Any:

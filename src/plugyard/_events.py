@@ -21,21 +21,6 @@ import attrs
 
 from ._public import present_top_level as _present_top_level
 
-__all__ = [
-    "ConfigChanged",
-    "ConfigRejected",
-    "Event",
-    "PluginActivated",
-    "PluginCrashed",
-    "PluginDiscovered",
-    "PluginFailed",
-    "PluginLoaded",
-    "PluginReloaded",
-    "PluginUnloaded",
-    "ReloadFailed",
-    "SignatureRejected",
-]
-
 
 def _readonly(value: Mapping[str, Any]) -> Mapping[str, Any]:
     # A copy behind a read-only view: a handler can neither change the

@@ -35,7 +35,8 @@ def present_top_level(namespace: Mapping[str, object]) -> None:
 
 
 #: Where each name of the top-level package is defined, as a module of the package;
-#: ``plugyard.__getattr__`` imports it from there on first use.
+#: ``plugyard.__getattr__`` imports it from there on first use. (The errors are
+#: imported with the package: every path that does anything raises or catches them.)
 HOMES: dict[str, str] = {
     **dict.fromkeys(["Candidate", "CandidateKind"], "_candidate"),
     "ConfigStore": "_configstore",
@@ -69,42 +70,4 @@ HOMES: dict[str, str] = {
     **dict.fromkeys(["DEFAULT_GROUP", "Registry", "get_registry", "register"], "_registry"),
     "Plan": "_resolve",
     "to_prometheus": "prometheus",  # needs prometheus_client
-    # Every error and warning, as plugyard.exceptions.__all__ lists them (a test checks).
-    **dict.fromkeys(
-        [
-            "CallTimeoutError",
-            "ConfigError",
-            "DependencyCycleError",
-            "DependencyError",
-            "DependencyFailedError",
-            "DependencyVersionError",
-            "DependentsActiveError",
-            "DuplicatePluginError",
-            "InvalidKeyError",
-            "InvalidPluginError",
-            "InvalidWheelError",
-            "IsolationError",
-            "ManagerBusyError",
-            "ManagerClosedError",
-            "MissingDependencyError",
-            "PluginBusyError",
-            "PluginConflictError",
-            "PluginCrashedError",
-            "PluginError",
-            "PluginInterfaceError",
-            "PluginLoadError",
-            "PluginNotActiveError",
-            "PluginNotFoundError",
-            "PluginSetupError",
-            "PluginStateError",
-            "PluginWarning",
-            "ReloadError",
-            "RemoteError",
-            "SandboxError",
-            "SignatureError",
-            "UnmetRequirementError",
-            "VersionNotFoundError",
-        ],
-        "exceptions",
-    ),
 }
