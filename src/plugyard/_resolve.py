@@ -128,6 +128,8 @@ def _propagate(
 
 def _ordered(edges: Mapping[str, Iterable[str]]) -> tuple[str, ...]:
     """Topological order of an acyclic graph, dependencies first, ties by name."""
+    if not any(edges.values()):
+        return tuple(sorted(edges))  # the usual case: nothing depends on anything
     sorter = graphlib.TopologicalSorter(edges)
     sorter.prepare()
     ready = list(sorter.get_ready())
@@ -150,7 +152,9 @@ def _cycles(edges: Mapping[str, set[str]]) -> list[set[str]]:
     stack: list[str] = []
     found: list[set[str]] = []
     counter = 0
-    for root in sorted(edges):
+    # A plugin that depends on nothing is on no cycle: it is visited only if
+    # reachable from one that depends on something.
+    for root in sorted(name for name, deps in edges.items() if deps):
         if root in index:
             continue
         work = [(root, iter(sorted(edges[root])))]
