@@ -185,16 +185,17 @@ class ByName(Mapping[str, list[EntryPoint]]):
     Iterating, ``in`` and ``len`` read the names alone.
     """
 
-    __slots__ = ("_lists",)
+    __slots__ = ("_built", "_lists")
 
     def __init__(self, lists: dict[str, list[Any]]) -> None:
         self._lists = lists
+        # Each name's list once built; two threads building one at once make equal lists.
+        self._built: dict[str, list[EntryPoint]] = {}
 
     def __getitem__(self, name: str) -> list[EntryPoint]:
-        found = self._lists[name]
-        if any(type(item) is not EntryPoint for item in found):
-            # Replaced whole: a reader in another thread sees the rows or the list.
-            found = self._lists[name] = [_entry_point(item) for item in found]
+        found = self._built.get(name)
+        if found is None:
+            found = self._built[name] = [_entry_point(item) for item in self._lists[name]]
         return found
 
     def __iter__(self) -> Iterator[str]:
