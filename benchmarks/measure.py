@@ -21,9 +21,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import schedule
 import signing
 import synth
-from model import Row
+from model import Contender, Row
 from rows import CONTENDERS, PROBES, ROWS, STEVEDORE_ROWS
 from scalerows import SCALING_CONTENDERS, SCALING_PROBES, SCALING_ROWS
 
@@ -49,6 +50,11 @@ class Bench:
     min_time: float
     tmp: Path
     samples: dict[tuple[str, int | None], list[float]] = field(default_factory=dict)
+    # By (plugyard's probe, the peer's probe, N): each side's phases, sample i
+    # of one taken right before or after sample i of the other.
+    pairs: dict[tuple[str, str, int | None], tuple[list[dict[str, int]], list[dict[str, int]]]] = (
+        field(default_factory=dict)
+    )
     loop_ns: float = 0.0  # the empty timeit loop, per iteration
     metrics_switch: str = "not measured"  # how percall.py turned metrics on and off
     signed: signing.SignedSite | None = None  # the signing rows' distribution, once built
@@ -126,12 +132,16 @@ def _fields(line: str) -> dict[str, int]:
     return {k: int(v) for k, v in (item.split("=") for item in line.split())}
 
 
-def run_probes(bench: Bench, keys: Iterable[str], site: Target) -> None:
-    """Run each probe once untimed, then ``repeat`` rounds in a shuffled order.
+def run_probes(
+    bench: Bench, keys: Iterable[str], site: Target, divisions: Iterable[tuple[str, str]] = ()
+) -> None:
+    """Run each probe once untimed, then ``repeat`` rounds, the pairs alternating.
 
     The untimed run writes the warm caches and warms the OS's and Python's
-    own (``.pyc``, page cache); rounds spread a slow spell of the machine
-    over every contender.
+    own (``.pyc``, page cache). ``divisions`` are the (plugyard, peer) pairs
+    of probes that the rows divide: each runs back to back in every round
+    (see ``schedule.py``), so that drift hits both sides of a ratio; a probe
+    in no pair runs alone. A probe's ``rounds`` caps how many rounds it runs.
     """
     keys = sorted(set(keys))
     if not keys:
@@ -140,19 +150,37 @@ def run_probes(bench: Bench, keys: Iterable[str], site: Target) -> None:
     what = "signed" if isinstance(site, signing.SignedSite) else f"N={n or '-'}"
     for key in keys:
         _run_probe(bench, key, site)
-    results: dict[str, list[dict[str, int]]] = {key: [] for key in keys}
-    for round_ in range(bench.repeat):
-        progress(f"{what}: fresh processes, round {round_ + 1}/{bench.repeat}")
-        order = list(keys)
-        random.Random(round_).shuffle(order)
-        for key in order:
-            sample = _run_probe(bench, key, site)
-            if not sample.get("warm", 1):
-                raise BenchmarkError(f"{key}: a cache meant to be warm was written in a timed run")
-            results[key].append(sample)
-    for name, contender in CONTENDERS.items():
-        if contender.probe in results:
-            phases = results[contender.probe]
+    units = schedule.pairs([d for d in divisions if set(d) <= set(keys)], keys)
+
+    def run(key: str) -> dict[str, int]:
+        sample = _run_probe(bench, key, site)
+        if not sample.get("warm", 1):
+            raise BenchmarkError(f"{key}: a cache meant to be warm was written in a timed run")
+        return sample
+
+    results = schedule.alternate(
+        units,
+        bench.repeat,
+        run,
+        limits={k: r for k in keys if (r := PROBES[k].rounds) is not None},
+        progress=lambda r: progress(f"{what}: fresh processes, round {r + 1}/{bench.repeat}"),
+    )
+    _keep(bench, results, n, CONTENDERS)
+
+
+def _keep(
+    bench: Bench,
+    results: Mapping[tuple[str, ...], Mapping[str, list[dict[str, int]]]],
+    n: int | None,
+    contenders: Mapping[str, Contender],
+) -> None:
+    """Every contender's samples (from every unit), and each pair's own."""
+    for unit, by_probe in results.items():
+        if len(unit) == 2:
+            bench.pairs[unit[0], unit[1], n] = (list(by_probe[unit[0]]), list(by_probe[unit[1]]))
+    for name, contender in contenders.items():
+        phases = [p for by in results.values() for p in by.get(contender.probe or "", [])]
+        if phases:
             bench.samples[name, n] = [float(p[contender.phase]) for p in phases]
 
 
@@ -241,6 +269,18 @@ def progress(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
+def divided(rows: Iterable[Row], contenders: Mapping[str, Contender]) -> list[tuple[str, str]]:
+    """The (plugyard, peer) pairs of probes that ``rows`` divide, in order."""
+    found = []
+    for row in rows:
+        mine = contenders[row.plugyard].probe
+        for peer in row.peers:
+            theirs = contenders[peer].probe
+            if mine is not None and theirs is not None:
+                found.append((mine, theirs))
+    return found
+
+
 def measure(bench: Bench, ns: Sequence[int], rows: Sequence[Row] | None = None) -> None:
     """Measure every contender ``rows`` name (all rows by default): once, or per N."""
     rows = [*ROWS, *STEVEDORE_ROWS] if rows is None else rows
@@ -254,18 +294,19 @@ def measure(bench: Bench, ns: Sequence[int], rows: Sequence[Row] | None = None) 
     signed_keys = [k for k in in_process if CONTENDERS[k].script == "signing.py"]
     percall = [k for k in in_process if CONTENDERS[k].script == "percall.py"]
     cachekeys = [k for k in in_process if CONTENDERS[k].script == "cachekeys.py"]
-    run_probes(bench, once, None)
+    divisions = divided(rows, CONTENDERS)
+    run_probes(bench, once, None, divisions)
     if signed_probes or signed_keys:
         started = time.monotonic()
         bench.signed = signing.make_signed_site(bench.tmp / "signed")
-        run_probes(bench, signed_probes, bench.signed)
+        run_probes(bench, signed_probes, bench.signed, divisions)
         if signed_keys:
             run_signing(bench, signed_keys, bench.signed)
         progress(f"signed: {time.monotonic() - started:.0f} s")
     for n in ns:
         started = time.monotonic()
         site = _site(bench, n)
-        run_probes(bench, probes - once - signed_probes, site)
+        run_probes(bench, probes - once - signed_probes, site, divisions)
         if percall:
             run_percall(bench, percall, site)
         if cachekeys:

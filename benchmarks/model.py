@@ -30,6 +30,7 @@ class Probe:
     cache: str = "warm"
     site: bool = True
     signed: bool = False
+    rounds: int | None = None  # at most this many timed rounds (a figure that barely varies)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Contender:
             script's key.
         script: What times a figure without a probe: ``percall.py`` (per
             ``N``) or ``signing.py`` (once).
+        unit: What the samples count: ``ns``, or ``B`` (bytes, a memory figure).
     """
 
     label: str
@@ -52,12 +54,19 @@ class Contender:
     probe: str | None
     phase: str
     script: str = "percall.py"
+    unit: str = "ns"  # or "B", bytes (a memory figure)
 
 
 def _c(
-    label: str, how: str, probe: str | None, phase: str, script: str = "percall.py"
+    label: str,
+    how: str,
+    probe: str | None,
+    phase: str,
+    script: str = "percall.py",
+    *,
+    unit: str = "ns",
 ) -> Contender:
-    return Contender(label, how, probe, phase, script)
+    return Contender(label, how, probe, phase, script, unit)
 
 
 @dataclass(frozen=True)

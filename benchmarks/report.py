@@ -10,79 +10,18 @@ import statistics
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import signing
 import synth
+from figures import RESULTS_HEADER, escape, fmt_time, lines, result_line, spread
 from measure import Bench, scaling_probe
-from model import TARGET_N, Row
+from model import TARGET_N
 from rows import CONTENDERS, ROWS, STEVEDORE_ROWS
 from scalerows import SCALING_BASE_N, SCALING_CONTENDERS, SCALING_ROWS, SCALING_SLACK
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _unit(ns: float) -> tuple[str, float]:
-    """The unit that suits a duration in ns, and its size in ns."""
-    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
-        if abs(ns) >= scale:
-            return unit, scale
-    return "ns", 1.0
-
-
-def fmt_time(ns: float) -> str:
-    """A duration in ns, in the unit that suits it, to three significant digits."""
-    unit, scale = _unit(ns)
-    return f"{ns / scale:.3g} {unit}"
-
-
-def _cell(samples: Sequence[float]) -> str:
-    median = statistics.median(samples)
-    mad = statistics.median(abs(s - median) for s in samples)
-    spread = f" ±{100 * mad / median:.0f}%" if median > 0 else ""
-    return f"{fmt_time(median)}{spread}"
-
-
-def _verdict(ratio: float, target: float | None, n: int | None) -> str:
-    if target is None:
-        return ""
-    if n is not None and n != TARGET_N:
-        return f"≤ {target:g}x (at N={TARGET_N})"
-    return f"≤ {target:g}x **{'met' if ratio <= target else 'missed'}**"
-
-
-@dataclass(frozen=True)
-class Line:
-    """One table line: a plugyard figure against one peer at one N."""
-
-    row: Row
-    n: int | None
-    peer: str
-    mine: list[float]
-    theirs: list[float]
-
-    @property
-    def ratio(self) -> float:
-        """The median of plugyard's samples over the peer's."""
-        return statistics.median(self.mine) / statistics.median(self.theirs)
-
-    @property
-    def target(self) -> float | None:
-        """The issue's highest ratio for this pair, if it sets one."""
-        return self.row.targets.get(self.peer)
-
-
-def lines(bench: Bench, ns: Sequence[int], rows: Sequence[Row] | None = None) -> list[Line]:
-    """Every table line of ``rows`` (the main rows by default), by N, peers in order."""
-    found = []
-    for row in ROWS if rows is None else rows:
-        for n in ns if row.per_n else [None]:
-            for peer in row.peers:
-                mine, theirs = bench.samples[row.plugyard, n], bench.samples[peer, n]
-                found.append(Line(row, n, peer, mine, theirs))
-    return found
 
 
 def _version(dist: str) -> str:
@@ -138,10 +77,6 @@ def machine() -> dict[str, str]:
     }
 
 
-def _escape(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
 def _header(
     title: str, info: Mapping[str, str], wall: float, argv: Sequence[str], per_figure: str
 ) -> list[str]:
@@ -172,9 +107,11 @@ def report(
         per_figure += f", {bench.scaling_repeat} fresh processes per scaling figure"
     out = _header("plugyard benchmarks", info, wall, argv, per_figure)
     out += [
-        "Figures are medians, ± the median absolute deviation. They are noisy: the machine "
-        "may be shared, and only the ratios, measured side by side in one run, are meant "
-        "to be compared across machines.",
+        "Figures are medians, the lowest and the highest sample in brackets (in the "
+        "median's unit). Each ratio is plugyard's median over the peer's; beside it, the "
+        "lowest and the highest ratio of two samples taken side by side (the same round, "
+        "back to back). They are noisy: the machine may be shared, and only the ratios, "
+        "measured side by side in one run, are meant to be compared across machines.",
         "",
         f"## Targets (issue 6, at N={TARGET_N})",
         "",
@@ -197,24 +134,16 @@ def report(
         "",
         "## Results",
         "",
-        "| row | N | plugyard | median | peer | median | plugyard / peer | target |",
-        "| --- | ---: | --- | ---: | --- | ---: | ---: | --- |",
+        *RESULTS_HEADER,
     ]
-    for line in found:
-        mine, theirs = CONTENDERS[line.row.plugyard], CONTENDERS[line.peer]
-        out.append(
-            f"| {line.row.id} | {line.n if line.n is not None else 'any'} "
-            f"| {_escape(mine.label)} | {_cell(line.mine)} "
-            f"| {_escape(theirs.label)} | {_cell(line.theirs)} "
-            f"| {line.ratio:.2f}x | {_verdict(line.ratio, line.target, line.n)} |"
-        )
+    out += [result_line(line) for line in found]
     out += ["", "## Rows", ""]
     out += [f"- **{row.id}**: {row.what}" for row in ROWS]
     out += ["", "## What each figure times", ""]
     shown = {key for row in ROWS for key in (row.plugyard, *row.peers)}
     for key, contender in CONTENDERS.items():
         if key in shown:
-            out.append(f"- **{key}** ({_escape(contender.label)}): {contender.how}")
+            out.append(f"- **{key}** ({escape(contender.label)}): {contender.how}")
     out += [
         "",
         "## Method",
@@ -230,8 +159,12 @@ def report(
         "- Fresh-process figures: `python -c SNIPPET` (see `benchmarks/snippets.py`); the "
         "child times itself with `time.perf_counter_ns` and imports nothing before the clock "
         "starts. Every probe runs once untimed first (writing the warm caches and `.pyc` "
-        "files, warming the page cache), then in rounds, in a shuffled order per round. "
-        "Import rows run without the synthetic site.",
+        "files, warming the page cache), then in rounds. In each round every pair that a "
+        "ratio divides (plugyard's probe, the peer's) runs back to back, plugyard first in "
+        "even rounds and the peer first in odd ones, the pairs in a shuffled order (see "
+        "`benchmarks/schedule.py`): a slow spell of the machine, or drift, hits both sides "
+        "of a ratio. A probe in several pairs runs once per pair; its figure in a line is "
+        "its samples from that line's pair. Import rows run without the synthetic site.",
         "- Cache cold: a new, empty `XDG_CACHE_HOME` per process, which both plugyard "
         "(`plugyard/entry-points`) and stevedore (`python-entrypoints`) keep their caches in; "
         "it does not mean the OS page cache or `.pyc` files are cold. Warm: an "
@@ -278,7 +211,7 @@ def stevedore_section(bench: Bench, ns: Sequence[int]) -> list[str]:
         mine, theirs = CONTENDERS[line.row.plugyard], CONTENDERS[line.peer]
         verdict = "met" if line.ratio <= line.target else "missed"
         out.append(
-            f"| {line.row.id}: {_escape(mine.label)} ≤ {line.target:g}x {_escape(theirs.label)} "
+            f"| {line.row.id}: {escape(mine.label)} ≤ {line.target:g}x {escape(theirs.label)} "
             f"| {line.ratio:.2f}x | **{verdict}** |"
         )
     if TARGET_N not in ns:
@@ -287,21 +220,13 @@ def stevedore_section(bench: Bench, ns: Sequence[int]) -> list[str]:
         "",
         "### Results",
         "",
-        "| row | N | plugyard | median | peer | median | plugyard / peer | target |",
-        "| --- | ---: | --- | ---: | --- | ---: | ---: | --- |",
+        *RESULTS_HEADER,
     ]
-    for line in found:
-        mine, theirs = CONTENDERS[line.row.plugyard], CONTENDERS[line.peer]
-        out.append(
-            f"| {line.row.id} | {line.n if line.n is not None else 'any'} "
-            f"| {_escape(mine.label)} | {_cell(line.mine)} "
-            f"| {_escape(theirs.label)} | {_cell(line.theirs)} "
-            f"| {line.ratio:.2f}x | {_verdict(line.ratio, line.target, line.n)} |"
-        )
+    out += [result_line(line) for line in found]
     out += ["", *(f"- **{row.id}**: {row.what}" for row in STEVEDORE_ROWS), ""]
     shown = {key for row in STEVEDORE_ROWS for key in (row.plugyard, *row.peers)}
     out += [
-        f"- **{key}** ({_escape(contender.label)}): {contender.how}"
+        f"- **{key}** ({escape(contender.label)}): {contender.how}"
         for key, contender in CONTENDERS.items()
         if key in shown
     ]
@@ -361,17 +286,7 @@ def _scaling_cell(bench: Bench, key: str, n: int) -> str:
         return "not run"
     if capped is not None:
         return f"> {fmt_time(bench.scaling_timeout * 1e9)}"
-    samples = bench.samples[key, n]
-    unit, scale = _unit(statistics.median(samples))
-
-    def digits(ns: float) -> str:
-        value = ns / scale  # three digits, without the exponent .3g would give 999.5
-        return f"{value:.3g}" if value < 999.5 else f"{value:.0f}"
-
-    return (
-        f"{digits(statistics.median(samples))} {unit} "
-        f"({digits(min(samples))}-{digits(max(samples))})"
-    )
+    return spread(bench.samples[key, n], SCALING_CONTENDERS[key].unit)
 
 
 def _scaling_limit(n: int, base: int) -> float:
@@ -420,11 +335,11 @@ def scaling_section(bench: Bench, ns: Sequence[int]) -> list[str]:
         for key in (row.plugyard, *row.peers):
             cells = [_scaling_cell(bench, key, n) for n in ns]
             cells += [_scaling_ratio(bench, key, n, base) for n in larger]
-            label = _escape(SCALING_CONTENDERS[key].label)
+            label = escape(SCALING_CONTENDERS[key].label)
             out.append(f"| {row.id} | {label} | " + " | ".join(cells) + " |")
     out += ["", *(f"- **{row.id}**: {row.what}" for row in SCALING_ROWS), ""]
     out += [
-        f"- **{key}** ({_escape(contender.label)}): {contender.how}"
+        f"- **{key}** ({escape(contender.label)}): {contender.how}"
         for key, contender in SCALING_CONTENDERS.items()
     ]
     out += [

@@ -28,6 +28,9 @@ CELL = re.compile(r"(?<!\\)\|")  # a cell border, not an escaped "|"
 # A scaling cell: the median and the range, e.g. "1.23 ms (1.2-1.31)".
 NUMBER = r"\d+(?:\.\d+)?"
 SCALED = re.compile(rf"^{NUMBER} (?:s|ms|µs|ns) \({NUMBER}-{NUMBER}\)$")
+# A results cell: the median and the range, in a unit of time or of memory.
+SPREAD = re.compile(rf"^{NUMBER} (?:s|ms|µs|ns|MB|kB|B) \({NUMBER}-{NUMBER}\)$")
+PAIRED = re.compile(r"^\d+\.\d\d-\d+\.\d\dx$")
 JUDGED = re.compile(r"^\d+\.\d\dx \*\*(?:met|missed)\*\*$")
 
 
@@ -101,18 +104,20 @@ def test_the_suite_defines_the_rows_of_issue_6() -> None:
 
 def test_every_row_has_a_line_per_peer_each_with_a_ratio(report: str) -> None:
     cells = _table(report, "Results")
-    assert all(len(line) == 8 for line in cells)
+    assert all(len(line) == 9 for line in cells)
     counts = Counter((line[0], line[1]) for line in cells)
     for row in _rows():
         n = str(N) if row["per_n"] else "any"
         assert counts[row["id"], n] == len(row["peers"]), row["id"]
     assert all(RATIO.match(line[6]) for line in cells), [line[6] for line in cells]
+    assert all(PAIRED.match(line[7]) for line in cells), [line[7] for line in cells]
+    assert all(SPREAD.match(line[i]) for line in cells for i in (3, 5))
 
 
 def test_targets_are_shown_next_to_their_ratios(report: str) -> None:
     cells = _table(report, "Results")
     for row in _rows():
-        targeted = [line for line in cells if line[0] == row["id"] and line[7]]
+        targeted = [line for line in cells if line[0] == row["id"] and line[8]]
         assert len(targeted) == len(row["targets"]), row["id"]
     # At N=10 only the targets that do not depend on N are judged: the
     # framework's import and the signing rows, measured on one distribution.
