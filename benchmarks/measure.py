@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import shutil
 import statistics
@@ -66,6 +65,9 @@ class Bench:
     sites: dict[int, synth.Site] = field(default_factory=dict)  # by N, built once per run
     # By N: how many paths each cache key checks (cachekeys.py).
     key_counts: dict[int, list[int]] = field(default_factory=dict)
+    # Whether stevedore's cache was on in the children (see environment.py), and why not.
+    stevedore_cache: bool = True
+    stevedore_cache_state: str = "not checked"
 
     def env(self, cache_home: Path, site: Path | None, *, no_cache: bool = False) -> dict[str, str]:
         """A child's environment: ours without what would change its figures."""
@@ -341,20 +343,22 @@ def _run_scaling_probe(bench: Bench, key: str, site: synth.Site) -> dict[str, in
 
 
 def run_scaling(bench: Bench, ns: Sequence[int]) -> None:
-    """Run every scaling probe at every N: once untimed, then in shuffled rounds.
+    """Run every scaling probe at every N: once untimed, then in alternating rounds.
 
-    The untimed runs go smallest N first. The rounds mix every N, so that a
-    slow spell of the machine spreads over the N a ratio compares instead of
-    landing on one of them. A probe whose process runs past the cap gets no
-    figure at that N (one slow process is enough: its median could be past
-    the cap too), and none at a larger N, where it would only be slower: it
-    is not run there (again).
+    The untimed runs go smallest N first. In each round, each row's probes
+    at each N run back to back (plugyard's, then its peers'; backwards in odd
+    rounds), the rows and N in a shuffled order, so that a slow spell of the
+    machine lands neither on one N of a ratio nor on one side of a row. A
+    probe whose process runs past the cap gets no figure at that N (one slow
+    process is enough: its median could be past the cap too), and none at a
+    larger N, where it would only be slower: it is not run there (again).
     """
     ns = sorted(set(ns))
     keys = sorted({scaling_probe(key) for key in scaling_keys()})
     started = time.monotonic()
 
-    def attempt(key: str, n: int) -> dict[str, int] | None:
+    def attempt(job: tuple[str, int]) -> dict[str, int] | None:
+        key, n = job
         sample = _run_scaling_probe(bench, key, _site(bench, n))
         if sample is None:
             for m in ns:
@@ -365,25 +369,30 @@ def run_scaling(bench: Bench, ns: Sequence[int]) -> None:
     for n in ns:
         for key in keys:
             if (key, n) not in bench.capped:
-                attempt(key, n)
+                attempt((key, n))
         progress(f"scaling N={n}: untimed runs done at {time.monotonic() - started:.0f} s")
-    results: dict[tuple[str, int], list[dict[str, int]]] = {}
-    for round_ in range(bench.scaling_repeat):
-        order = [(key, n) for n in ns for key in keys if (key, n) not in bench.capped]
-        if not order:
-            break
-        progress(f"scaling: fresh processes, round {round_ + 1}/{bench.scaling_repeat}")
-        random.Random(round_).shuffle(order)
-        for key, n in order:
-            if (key, n) in bench.capped:  # capped earlier in this round
-                continue
-            sample = attempt(key, n)
-            if sample is not None:
-                results.setdefault((key, n), []).append(sample)
+    units = [
+        tuple((probe, n) for probe in dict.fromkeys(map(scaling_probe, (row.plugyard, *row.peers))))
+        for n in ns
+        for row in SCALING_ROWS
+    ]
+    results = schedule.alternate(
+        units,
+        bench.scaling_repeat,
+        attempt,
+        skip=lambda job: job in bench.capped,
+        progress=lambda r: progress(
+            f"scaling: fresh processes, round {r + 1}/{bench.scaling_repeat}"
+        ),
+    )
+    gathered: dict[tuple[str, int], list[dict[str, int]]] = {}
+    for by_job in results.values():
+        for job, taken in by_job.items():
+            gathered.setdefault(job, []).extend(taken)
     for name in scaling_keys():
         contender = SCALING_CONTENDERS[name]
         for n in ns:
-            phases = results.get((scaling_probe(name), n))
+            phases = gathered.get((scaling_probe(name), n))
             if phases and (scaling_probe(name), n) not in bench.capped:
                 bench.samples[name, n] = [float(p[contender.phase]) for p in phases]
     progress(f"scaling: {time.monotonic() - started:.0f} s")
