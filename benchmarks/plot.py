@@ -164,21 +164,21 @@ def panel(title: str, lines: Sequence[Series], x0: float, y0: float) -> list[str
     return out
 
 
-def scaling_svg(bench: Bench, ns: Sequence[int], caption: str) -> str:
-    """The plot of ``scalerows.INSTALLED_ROWS`` at ``ns``, two panels a line."""
+def scaling_svg(bench: Bench, ns: Sequence[int], caption: Sequence[str]) -> str:
+    """The plot of ``scalerows.INSTALLED_ROWS`` at ``ns``, two panels a line, captioned."""
     columns = 2
     rows = math.ceil(len(INSTALLED_ROWS) / columns)
-    width, height = columns * WIDTH, rows * PANEL_H + 30
+    width, height = columns * WIDTH, rows * PANEL_H + 16 * len(caption) + 8
     body = []
     for i, row in enumerate(INSTALLED_ROWS):
         lines = [series(bench, key, ns) for key in (row.plugyard, *row.peers)]
-        body += panel(
-            TITLES.get(row.id, row.id), lines, (i % columns) * WIDTH, (i // columns) * PANEL_H
+        title = TITLES.get(row.id, row.id)
+        body += panel(title, lines, (i % columns) * WIDTH, (i // columns) * PANEL_H)
+    for i, text in enumerate(caption):
+        body.append(
+            f'<text x="{width / 2:.0f}" y="{rows * PANEL_H + 16 * i + 8}" text-anchor="middle" '
+            f'fill="#555">{escape(text)}</text>'
         )
-    body.append(
-        f'<text x="{width / 2:.0f}" y="{height - 10}" text-anchor="middle" fill="#555">'
-        f"{escape(caption)}</text>"
-    )
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">\n'

@@ -226,13 +226,28 @@ def main(argv: Sequence[str] | None = None) -> None:
         text = report(bench, ns, info, wall, sys.argv[1:], scaling_ns, svg)
     out.parent.mkdir(parents=True, exist_ok=True)
     if svg is not None:
-        caption = (
-            f"{info['Date']}, {info['CPU']}, Python {info['Python'].split()[1]}; medians of "
-            f"{bench.scaling_repeat} fresh processes, bars from the lowest to the highest"
-        )
+        caption = [
+            f"{info['Date']}, {info['CPU']}, Python {info['Python'].split()[1]}: medians of "
+            f"{bench.scaling_repeat} fresh processes, bars from the lowest to the highest",
+            " ".join(["python benchmarks/run.py", *_without_out(sys.argv[1:])]),
+        ]
         svg.write_text(plot.scaling_svg(bench, scaling_ns, caption), encoding="utf-8")
     out.write_text(text + _kept_sections(out), encoding="utf-8")
     progress(f"wrote {out} in {time.monotonic() - started:.0f} s")
+
+
+def _without_out(argv: Sequence[str]) -> list[str]:
+    """The options of a run, less where it wrote its report (which says nothing of how)."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--out":
+            skip = True
+        elif not arg.startswith("--out="):
+            kept.append(arg)
+    return kept
 
 
 #: Sections other scripts write into the report, kept when it is written anew:

@@ -79,8 +79,32 @@ def _table(report: str, heading: str) -> list[list[str]]:
 def fixture_report_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where one small run wrote its report: N=10 (scaling N=10 and 20), two processes each."""
     out = tmp_path_factory.mktemp("bench") / "report.md"
+    out.write_text(KEPT_BEFORE, encoding="utf-8")
     _bench(out, "--n", str(N), "--repeat", "2", "--min-time", "0.005", *SCALING_ARGS)
     return out
+
+
+# What benchmarks/sandbox.py and benchmarks/reload.py write into a report: run.py keeps it.
+KEPT_BEFORE = """# plugyard benchmarks
+
+## Results
+
+old rows
+
+## Sandbox (issue 13)
+
+sandbox rows
+
+## 8. stevedore and the index (issue 11)
+
+old section 8
+
+<!-- reload:start -->
+## Hot reload (issue 12)
+
+reload rows
+<!-- reload:end -->
+"""
 
 
 @pytest.fixture(name="report", scope="module")
@@ -168,6 +192,14 @@ def test_targets_are_shown_next_to_their_ratios(report: str) -> None:
     judged = [line for line in earlier if line[1]]
     assert [line[0].partition(":")[0] for line in judged] == ["6.verify", "6.import"]
     assert all(line[2] in ("**met**", "**missed**") for line in judged)
+
+
+def test_the_sections_other_scripts_wrote_are_kept(report: str) -> None:
+    assert "old rows" not in report
+    assert "old section 8" not in report
+    assert report.count("## Sandbox (issue 13)\n\nsandbox rows\n") == 1
+    assert report.count("<!-- reload:start -->\n## Hot reload (issue 12)\n\nreload rows\n") == 1
+    assert report.index("sandbox rows") > report.index("## Scaling")
 
 
 def test_the_report_names_the_machine_and_the_versions(report: str) -> None:
