@@ -78,6 +78,20 @@ CONTENDERS: dict[str, Contender] = {
         "peak",
         unit="B",
     ),
+    "memory-modules/plugyard": _c(
+        "plugyard load_all()",
+        "modules other than the plugins' that the load imported",
+        "memory-plugyard",
+        "modules",
+        unit="count",
+    ),
+    "memory-modules/stevedore": _c(
+        "stevedore ExtensionManager",
+        "modules other than the plugins' that the load imported",
+        "memory-stevedore",
+        "modules",
+        unit="count",
+    ),
     "memory-peak/stevedore": _c(
         "stevedore ExtensionManager",
         "as `memory/stevedore`, the most `tracemalloc` counted during the load, over N",

@@ -13,6 +13,7 @@ from rows import CONTENDERS, ROWS
 _UNITS = {
     "ns": (("s", 1e9), ("ms", 1e6), ("µs", 1e3), ("ns", 1.0)),
     "B": (("MB", 1e6), ("kB", 1e3), ("B", 1.0)),
+    "count": (("", 1.0),),
 }
 
 

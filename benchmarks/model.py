@@ -46,7 +46,7 @@ class Contender:
             script's key.
         script: What times a figure without a probe: ``percall.py`` (per
             ``N``) or ``signing.py`` (once).
-        unit: What the samples count: ``ns``, or ``B`` (bytes, a memory figure).
+        unit: What the samples count: ``ns``, ``B`` (bytes, a memory figure) or ``count``.
     """
 
     label: str
@@ -54,7 +54,7 @@ class Contender:
     probe: str | None
     phase: str
     script: str = "percall.py"
-    unit: str = "ns"  # or "B", bytes (a memory figure)
+    unit: str = "ns"  # or "B", bytes (a memory figure), or "count"
 
 
 def _c(

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import coldstart
 import environment
 import goals
 import signing
@@ -171,6 +172,7 @@ def report(
         f"({fmt_time(bench.loop_ns)} per iteration) is subtracted.",
         f"- Metrics on and off in rows 5: {bench.metrics_switch}. Rows 2 to 4 use the "
         "manager's defaults, as a user who does not choose would.",
+        *_memory_notes(bench, ns),
     ]
     if not bench.stevedore_cache:
         out.append(
@@ -183,6 +185,28 @@ def report(
     if scaling_ns:
         out += [*scaling_section(bench, scaling_ns, svg), ""]
     return "\n".join(out)
+
+
+def _memory_notes(bench: Bench, ns: Sequence[int]) -> list[str]:
+    """How rows 4.memory* were measured, and what the loads imported besides the plugins."""
+    imported = []
+    for n in ns:
+        counts = {
+            who: bench.samples.get((f"memory-modules/{who}", n))
+            for who in ("plugyard", "stevedore")
+        }
+        if all(counts.values()):
+            said = ", ".join(f"{who}'s {max(c or [0]):.0f}" for who, c in counts.items())
+            imported.append(f"N={n}: {said}")
+    return [
+        "- Rows 4.memory*: `tracemalloc` started after the framework's import, stopped after "
+        "the load and a full collection; the figure is what it still counted, over N (peak: "
+        "the most it counted, over N), the median of "
+        f"{min(bench.repeat, coldstart.MEMORY_ROUNDS)} processes. It includes the plugins' "
+        "modules and instances (row `memory/bare` is those alone), the listing the load kept, "
+        "and any module the framework imports only on first use. Modules other than the "
+        f"plugins' that the load imported: {'; '.join(imported) or 'not measured'}.",
+    ]
 
 
 def stevedore_section(bench: Bench, ns: Sequence[int]) -> list[str]:
