@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nox
@@ -83,13 +84,22 @@ def contrib(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmark plugyard against stevedore, pluggy and importlib.metadata.
+    """Benchmark plugyard against stevedore, pluggy and importlib.metadata (issue 14's run).
 
-    ``nox -s bench -- --only scaling`` runs the scaling rows alone.
+    ``nox -s bench -- --quick`` checks that everything runs; ``nox -s bench -- --only
+    scaling`` runs the scaling rows alone. stevedore turns its cache off when the
+    interpreter's path starts with /tmp, so this session refuses to run from an
+    environment there: ``nox --envdir ~/.cache/plugyard-nox -s bench`` puts it elsewhere.
     """
+    location = str(getattr(session.virtualenv, "location", ""))
+    if location[:4] == "/tmp" and os.environ.get("PLUGYARD_BENCH_ANY_CACHE") != "1":  # noqa: S108
+        session.error(
+            f"this session's environment is under /tmp ({location}), where stevedore turns "
+            "its cache off and every comparison with it would handicap it; run "
+            "`nox --envdir ~/.cache/plugyard-nox -s bench` (any directory not under /tmp)"
+        )
     # A regular (not editable) install, so import times are what users see
-    # (stevedore comes with it); the other peer, and installer, which the
-    # signing rows install their wheel with.
+    # (stevedore, installer and cryptography come with it); pluggy, the other peer.
     session.install(".", "pluggy>=1.5", "installer>=0.7")
     session.run("python", "benchmarks/run.py", *session.posargs)
     if not session.posargs:

@@ -156,6 +156,105 @@ LOAD_ALL_STEVEDORE = _startup(
     "assert len(mgr.extensions) == n, len(mgr.extensions)\n" + _STEVEDORE_CACHE_ON,
 )
 
+# -- issue 14: the first call under a requiring trust policy, memory per plugin,
+# shutdown of installed plugins. Run as the others; the trust probe gets a
+# keyring trusting the middle distribution's signer as a fifth argument.
+
+# The plugin's distribution is signed, verified and imported from the verified
+# bytes, its compiled code from the code cache an untimed first run filled
+# (``warm=0`` if a timed run wrote to it). The keyring read and the import of
+# plugyard.trust (and cryptography) are in the clock.
+FIRST_CALL_PLUGYARD_REQUIRE = """\
+import os, sys
+from time import perf_counter_ns
+group, pluggy_group, name, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+code = os.path.join(os.environ["XDG_CACHE_HOME"], "plugyard", "code")
+before = os.stat(code).st_mtime_ns if os.path.isdir(code) else None
+t0 = perf_counter_ns()
+import plugyard
+from plugyard.trust import Keyring
+t1 = perf_counter_ns()
+policy = plugyard.TrustPolicy(mode="require", keyring=Keyring.from_directory(sys.argv[5]))
+result = plugyard.PluginManager(group=group, trust=policy).execute(name, 42)
+t2 = perf_counter_ns()
+assert result == 42, result
+module = sys.modules["pkg" + name[len("plugin"):]]
+loader = type(module.__spec__.loader).__name__
+assert loader == "_VerifiedLoader", f"the plugin was imported by {loader}"
+warm = int(before is not None and os.stat(code).st_mtime_ns == before)
+print(f"BENCH import={t1 - t0} call={t2 - t1} total={t2 - t0} warm={warm}")
+"""
+
+
+def _memory(imports: str, load: str, check: str) -> str:
+    """Bytes held per plugin after loading all N, traced from after the import.
+
+    ``memory`` is what ``tracemalloc`` counts as still allocated after the
+    load and a full collection, over N; ``peak`` the most it counted during
+    the load, over N; ``modules`` how many modules other than the plugins'
+    the load imported (a framework importing on first use pays for them here).
+    """
+    return (
+        "import sys, gc, tracemalloc\n"
+        "group, pluggy_group, name, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])\n"
+        f"{imports}\n"
+        "gc.collect()\n"
+        "before = set(sys.modules)\n"
+        "tracemalloc.start()\n"
+        f"{textwrap.dedent(load).strip()}\n"
+        "gc.collect()\n"
+        "current, peak = tracemalloc.get_traced_memory()\n"
+        "tracemalloc.stop()\n"
+        f"{textwrap.dedent(check).strip()}\n"
+        "new = [m for m in set(sys.modules) - before if not (m[:3] == 'pkg' and m[3:].isdigit())]\n"
+        'print(f"BENCH memory={current // n} peak={peak // n} modules={len(new)}")\n'
+    )
+
+
+_ALL_ACTIVE_INSTALLED = """\
+active = [s for s in states.values() if s is plugyard.PluginState.ACTIVE]
+assert len(active) == n, f"{len(active)} active of {len(states)}, expected {n}"
+"""
+
+MEMORY_PLUGYARD = _memory(
+    "import plugyard",
+    "manager = plugyard.PluginManager(group=group)\nstates = manager.load_all()",
+    _ALL_ACTIVE_INSTALLED,
+)
+MEMORY_PLUGYARD_NO_METRICS = _memory(
+    "import plugyard",
+    "manager = plugyard.PluginManager(group=group, metrics=False)\nstates = manager.load_all()",
+    _ALL_ACTIVE_INSTALLED,
+)
+MEMORY_STEVEDORE = _memory(
+    "from stevedore import ExtensionManager",
+    "mgr = ExtensionManager(group, invoke_on_load=True)",
+    "assert len(mgr.extensions) == n, len(mgr.extensions)\n" + _STEVEDORE_CACHE_ON,
+)
+# The floor: each plugin's module imported and its class instantiated, kept in a list.
+MEMORY_BARE = _memory(
+    "import importlib",
+    """
+    width = max(3, len(str(n - 1)))
+    plugins = [importlib.import_module(f"pkg{i:0{width}d}").Plugin() for i in range(n)]
+    """,
+    "assert len(plugins) == n and plugins[-1].execute(42) == 42",
+)
+
+# shutdown() of N installed plugins, all loaded by load_all() before the clock.
+SHUTDOWN_PLUGYARD = _startup(
+    "import plugyard\n"
+    "manager = plugyard.PluginManager(group=group)\n"
+    "states = manager.load_all()\n"
+    "assert sum(s is plugyard.PluginState.ACTIVE for s in states.values()) == n, states",
+    "manager.shutdown()",
+    """
+    left = [k for k, s in manager.states().items() if s is plugyard.PluginState.ACTIVE]
+    assert not left, f"{len(left)} still active after shutdown"
+    """,
+)
+
+
 # -- 8. plugyard.stevedore: run as the others, with a keyring trusting the
 # middle distribution's signer as a fifth argument (see synth.sign_middle).
 

@@ -7,13 +7,17 @@ the machine.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
@@ -28,6 +32,9 @@ CELL = re.compile(r"(?<!\\)\|")  # a cell border, not an escaped "|"
 # A scaling cell: the median and the range, e.g. "1.23 ms (1.2-1.31)".
 NUMBER = r"\d+(?:\.\d+)?"
 SCALED = re.compile(rf"^{NUMBER} (?:s|ms|µs|ns) \({NUMBER}-{NUMBER}\)$")
+# A results cell: the median and the range, in a unit of time or of memory.
+SPREAD = re.compile(rf"^{NUMBER} (?:s|ms|µs|ns|MB|kB|B) \({NUMBER}-{NUMBER}\)$")
+PAIRED = re.compile(r"^\d+\.\d\d-\d+\.\d\dx$")
 JUDGED = re.compile(r"^\d+\.\d\dx \*\*(?:met|missed)\*\*$")
 
 
@@ -68,11 +75,42 @@ def _table(report: str, heading: str) -> list[list[str]]:
     return [[cell.strip() for cell in CELL.split(line.strip()[1:-1])] for line in lines[2:]]
 
 
-@pytest.fixture(name="report", scope="module")
-def fixture_report(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The report of one small run: N=10 (scaling N=10 and 20), two processes per figure."""
+@pytest.fixture(name="report_path", scope="module")
+def fixture_report_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where one small run wrote its report: N=10 (scaling N=10 and 20), two processes each."""
     out = tmp_path_factory.mktemp("bench") / "report.md"
-    return _bench(out, "--n", str(N), "--repeat", "2", "--min-time", "0.005", *SCALING_ARGS)
+    out.write_text(KEPT_BEFORE, encoding="utf-8")
+    _bench(out, "--n", str(N), "--repeat", "2", "--min-time", "0.005", *SCALING_ARGS)
+    return out
+
+
+# What benchmarks/sandbox.py and benchmarks/reload.py write into a report: run.py keeps it.
+KEPT_BEFORE = """# plugyard benchmarks
+
+## Results
+
+old rows
+
+## Sandbox (issue 13)
+
+sandbox rows
+
+## 8. stevedore and the index (issue 11)
+
+old section 8
+
+<!-- reload:start -->
+## Hot reload (issue 12)
+
+reload rows
+<!-- reload:end -->
+"""
+
+
+@pytest.fixture(name="report", scope="module")
+def fixture_report(report_path: Path) -> str:
+    """The report of that run."""
+    return report_path.read_text(encoding="utf-8")
 
 
 @pytest.fixture(name="scaling_report", scope="module")
@@ -82,48 +120,133 @@ def fixture_scaling_report(tmp_path_factory: pytest.TempPathFactory) -> str:
     return _bench(out, "--only", "scaling", *SCALING_ARGS)
 
 
-def test_the_suite_defines_the_rows_of_issue_6() -> None:
-    ids = {row["id"] for row in _rows()}
-    sections = {row_id.partition(".")[0] for row_id in ids}
+def test_the_suite_defines_the_rows_and_targets_of_issue_14() -> None:
+    rows = {row["id"]: row for row in _rows()}
+    sections = {row_id.partition(".")[0] for row_id in rows}
     assert {"1", "2", "3", "4", "5", "6"} <= sections
-    targeted = {row["id"] for row in _rows() if row["targets"]}
-    assert targeted == {
+    assert rows["1.import"]["targets"] == {"import/stevedore": 0.5}
+    assert rows["3.first-call"]["targets"] == {"first/stevedore": 0.3, "first/pluggy": 0.5}
+    assert rows["3.first-call-require"]["targets"] == {"first/stevedore": 0.5}
+    assert rows["4.load-all"]["targets"] == {"all/stevedore": 1.0}
+    assert rows["4.memory"]["targets"] == {"memory/stevedore": 1.0}
+    assert rows["5.execute-metrics"]["targets"] == {"call/pluggy-hook": 0.25}
+    assert rows["5.handle"]["targets"] == {"call/direct": 1.3}
+    targeted = {row_id for row_id, row in rows.items() if row["targets"]}
+    earlier = {"2.list-cold", "2.list-warm", "6.verify", "6.import"}  # issues 6 and 10
+    assert targeted == earlier | {
         "1.import",
-        "2.list-cold",
-        "2.list-warm",
         "3.first-call",
+        "3.first-call-require",
+        "4.load-all",
+        "4.memory",
         "5.handle",
         "5.execute-metrics",
-        "6.verify",
-        "6.import",
     }
+    scaling = {row["id"] for row in _rows("--only", "scaling")}
+    for what in ("list", "first-call", "load-all", "shutdown"):
+        assert f"7.{what}-installed" in scaling
 
 
 def test_every_row_has_a_line_per_peer_each_with_a_ratio(report: str) -> None:
     cells = _table(report, "Results")
-    assert all(len(line) == 8 for line in cells)
+    assert all(len(line) == 9 for line in cells)
     counts = Counter((line[0], line[1]) for line in cells)
     for row in _rows():
         n = str(N) if row["per_n"] else "any"
         assert counts[row["id"], n] == len(row["peers"]), row["id"]
     assert all(RATIO.match(line[6]) for line in cells), [line[6] for line in cells]
+    assert all(PAIRED.match(line[7]) for line in cells), [line[7] for line in cells]
+    assert all(SPREAD.match(line[i]) for line in cells for i in (3, 5))
 
 
 def test_targets_are_shown_next_to_their_ratios(report: str) -> None:
     cells = _table(report, "Results")
     for row in _rows():
-        targeted = [line for line in cells if line[0] == row["id"] and line[7]]
+        targeted = [line for line in cells if line[0] == row["id"] and line[8]]
         assert len(targeted) == len(row["targets"]), row["id"]
     # At N=10 only the targets that do not depend on N are judged: the
     # framework's import and the signing rows, measured on one distribution.
-    judged = [line for line in _table(report, "Targets (issue 6, at N=1000)") if line[1]]
-    assert [line[0].partition(":")[0] for line in judged] == ["1.import", "6.verify", "6.import"]
+    heading = "Targets (issue 14, at N=1000)"
+    assert report.index(f"## {heading}") < report.index("## Results")
+    goals = _table(report, heading)
+    judged = [line for line in goals if line[1] and line[3] != "reported"]
+    assert [line[0].partition(":")[0] for line in judged] == ["1.import"]
+    assert all(line[3] in ("**met**", "**missed**") for line in judged)
+    assert all(RATIO.match(line[1]) and PAIRED.match(line[2]) for line in judged)
+    unjudged = [line for line in goals if not line[1]]
+    assert {line[0].partition(":")[0] for line in unjudged} == {
+        "3.first-call",
+        "3.first-call-require",
+        "4.load-all",
+        "4.memory",
+        "5.execute-metrics",
+        "5.handle",
+        "7.list-installed",
+        "7.first-call-installed",
+        "7.load-all-installed",
+        "7.shutdown-installed",
+    }
+    assert all(line[3].startswith("not judged") for line in unjudged)
+    assert "**Indicative only**" in report.split(f"## {heading}", 1)[1].split("\n|", 1)[0]
+    earlier = _table(report, "Earlier targets (issues 6 and 10, at N=1000)")
+    judged = [line for line in earlier if line[1]]
+    assert [line[0].partition(":")[0] for line in judged] == ["6.verify", "6.import"]
     assert all(line[2] in ("**met**", "**missed**") for line in judged)
 
 
+def test_the_sections_other_scripts_wrote_are_kept(report: str) -> None:
+    assert "old rows" not in report
+    assert "old section 8" not in report
+    assert report.count("## Sandbox (issue 13)\n\nsandbox rows\n") == 1
+    assert report.count("<!-- reload:start -->\n## Hot reload (issue 12)\n\nreload rows\n") == 1
+    assert report.index("sandbox rows") > report.index("## Scaling")
+
+
 def test_the_report_names_the_machine_and_the_versions(report: str) -> None:
-    for field in ("Platform", "CPU", "Python", "plugyard", "stevedore", "pluggy", "Date"):
+    fields = ("Platform", "CPU", "Python", "plugyard", "stevedore", "pluggy", "Date")
+    for field in (*fields, "Environment", "stevedore's cache"):
         assert f"- **{field}**: " in report
+    assert f"`{sys.prefix}`" in report
+
+
+def test_the_scaling_rows_are_plotted_beside_the_report(report_path: Path) -> None:
+    svg = report_path.with_suffix(".svg")
+    assert f"`{svg.name}`" in report_path.read_text(encoding="utf-8")
+    root = ElementTree.fromstring(svg.read_text(encoding="utf-8"))  # noqa: S314 - our own file
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    lines = root.findall(".//{http://www.w3.org/2000/svg}polyline")
+    installed = [row for row in _rows("--only", "scaling") if row["id"].endswith("-installed")]
+    assert len(lines) == sum(len(row["contenders"]) for row in installed)
+    assert all(len(line.get("points", "").split()) == len(SCALING_N) for line in lines)
+
+
+def test_a_run_refuses_to_compare_with_stevedore_with_its_cache_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under /tmp stevedore turns its cache off: run the benchmarks with an interpreter there."""
+    if not os.access("/tmp", os.W_OK):  # noqa: S108
+        pytest.skip("no /tmp to put an interpreter under")
+    monkeypatch.delenv("PLUGYARD_BENCH_ANY_CACHE")
+    venv = Path(tempfile.mkdtemp(prefix="tmpvenv-", dir="/tmp"))
+    try:
+        (venv / "bin").mkdir()
+        (venv / "bin" / "python").symlink_to(Path(sys.executable).resolve())
+        shutil.copyfile(Path(sys.prefix) / "pyvenv.cfg", venv / "pyvenv.cfg")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        proc = subprocess.run(
+            [str(venv / "bin" / "python"), str(RUN), "--quick", "--out", str(tmp_path / "r.md")],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(venv)
+    assert proc.returncode != 0
+    assert "stevedore's cache is off: the interpreter" in proc.stderr, proc.stderr
+    assert "PLUGYARD_BENCH_ANY_CACHE=1" in proc.stderr
+    assert not (tmp_path / "r.md").exists()
 
 
 def test_the_suite_defines_the_rows_of_issue_11() -> None:
