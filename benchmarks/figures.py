@@ -139,3 +139,14 @@ def result_line(line: Line) -> str:
 def escape(text: str) -> str:
     """``text`` for a Markdown table cell."""
     return text.replace("|", "\\|")
+
+
+def target_row(line: Line) -> str:
+    """One row of a targets table: the target, the measured ratio, met or missed."""
+    assert line.target is not None
+    mine, theirs = CONTENDERS[line.row.plugyard], CONTENDERS[line.peer]
+    verdict = "met" if line.ratio <= line.target else "missed"
+    return (
+        f"| {line.row.id}: {escape(mine.label)} ≤ {line.target:g}x {escape(theirs.label)} "
+        f"| {line.ratio:.2f}x | **{verdict}** |"
+    )

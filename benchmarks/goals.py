@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import snippets
-from figures import Line, escape
+from figures import Line, escape, target_row
 from measure import Bench, scaling_probe
 from model import TARGET_N
 from rows import CONTENDERS, PROBES, ROWS
@@ -207,12 +207,7 @@ def earlier(found: Sequence[Line], ns: Sequence[int]) -> list[str]:
             continue
         if line.n not in (None, TARGET_N):
             continue
-        mine, theirs = CONTENDERS[line.row.plugyard], CONTENDERS[line.peer]
-        verdict = "met" if line.ratio <= line.target else "missed"
-        out.append(
-            f"| {line.row.id}: {escape(mine.label)} ≤ {line.target:g}x {escape(theirs.label)} "
-            f"| {line.ratio:.2f}x | **{verdict}** |"
-        )
+        out.append(target_row(line))
     if TARGET_N not in ns and any(line.row.per_n and line.target for line in found):
         out.append(f"| (N={TARGET_N} was not in this run; targets at other N are not judged) | | |")
     return [*out, ""]

@@ -17,7 +17,7 @@ import environment
 import goals
 import signing
 import synth
-from figures import RESULTS_HEADER, escape, fmt_time, lines, result_line, spread
+from figures import RESULTS_HEADER, escape, fmt_time, lines, result_line, spread, target_row
 from measure import Bench, scaling_probe
 from model import TARGET_N
 from rows import CONTENDERS, ROWS, STEVEDORE_ROWS
@@ -223,12 +223,7 @@ def stevedore_section(bench: Bench, ns: Sequence[int]) -> list[str]:
     for line in found:
         if line.target is None or line.n not in (None, TARGET_N):
             continue
-        mine, theirs = CONTENDERS[line.row.plugyard], CONTENDERS[line.peer]
-        verdict = "met" if line.ratio <= line.target else "missed"
-        out.append(
-            f"| {line.row.id}: {escape(mine.label)} ≤ {line.target:g}x {escape(theirs.label)} "
-            f"| {line.ratio:.2f}x | **{verdict}** |"
-        )
+        out.append(target_row(line))
     if TARGET_N not in ns:
         out.append(f"| (N={TARGET_N} was not in this run; targets at other N are not judged) | | |")
     out += [

@@ -13,6 +13,11 @@ import plugyard
 import plugyard.exceptions
 
 
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter (what it imports is then its own)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+
 def _public_names(module: object) -> set[str]:
     """Names a module binds that are neither private, modules, nor typing helpers."""
     imported = ("typing", "collections.abc", "__future__")
@@ -39,7 +44,7 @@ def test_top_level_all_equals_what_it_serves() -> None:
         " and n != 'TYPE_CHECKING' and type(v).__module__ != '__future__'"
         " and not isinstance(v, types.ModuleType)))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = _python(code)
     assert done.stdout.strip() == str(sorted(set(plugyard.__all__) - {"__version__"}))
     assert set(dir(plugyard)) >= set(plugyard.__all__)
 
@@ -52,7 +57,7 @@ def test_import_plugyard_imports_none_of_its_modules() -> None:
         "import plugyard\n"
         "print(sorted(set(sys.modules) - before))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = _python(code)
     new = ast.literal_eval(done.stdout.strip())
     assert [m for m in new if m.split(".")[0] == "plugyard"] == [
         "plugyard",
@@ -73,7 +78,7 @@ def test_import_plugyard_imports_none_of_its_modules() -> None:
 
 def test_submodules_are_reachable_as_attributes() -> None:
     code = "import plugyard\nprint(plugyard.exceptions.__name__, plugyard.trust.__name__)\n"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = _python(code)
     assert done.stdout.split() == ["plugyard.exceptions", "plugyard.trust"]
 
 
@@ -101,7 +106,7 @@ def test_import_leaves_out_what_only_some_features_need() -> None:
         " 'packaging.specifiers', 'packaging.requirements', 'stevedore', 'prometheus_client']\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = _python(code)
     assert done.stdout.strip() == "[]"
 
 
