@@ -40,9 +40,10 @@ import attrs
 
 from . import _log, _singlefile
 from ._candidate import Candidate
+from ._model import canonical
 from ._plugindirs import BadFile, Directories, DirectoryItem, Stamp, top_level
 from ._policy import TrustPolicy
-from ._sources import canonical, load_error
+from ._sources import load_error
 from .exceptions import PluginLoadError, SignatureError, UnmetRequirementError
 
 if TYPE_CHECKING:

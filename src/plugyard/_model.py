@@ -45,6 +45,19 @@ class PluginState(str, enum.Enum):
         return self.value
 
 
+def canonical(name: str | None) -> str:
+    """A distribution's name as PEP 503 normalizes it: ``Pd_Tok`` is ``pd-tok``.
+
+    What ``packaging.utils.canonicalize_name`` returns, without importing
+    ``packaging.utils``, which brings ``packaging.tags`` (and subprocess,
+    sysconfig, logging) into every verified import.
+    """
+    return _SEPARATORS.sub("-", name or "").lower()
+
+
+_SEPARATORS = re.compile(r"[-_.]+")
+
+
 def check_name(name: object, *, what: str = "plugin name") -> str:
     """Return ``name`` if it is a valid plugin name, else raise.
 

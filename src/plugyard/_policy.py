@@ -206,15 +206,10 @@ class Gate:
             return ep
         result = self._results.get(ep.path)
         if result is None:
-            import pathlib
-            from importlib.metadata import PathDistribution
-
-            from .trust import verify_distribution
+            from .trust._installed import verify_dist_info
 
             assert self.policy.keyring is not None  # noqa: S101 - checked by TrustPolicy
-            result = verify_distribution(
-                PathDistribution(pathlib.Path(ep.path)), self.policy.keyring
-            )
+            result = verify_dist_info(ep.path, self.policy.keyring, ep.distribution)
             self._results[ep.path] = result
         error = self._verified(result, ep)
         if error is None:

@@ -49,10 +49,10 @@ from ._candidate import Candidate, CandidateKind
 from ._configure import carried_over
 from ._events import PluginReloaded
 from ._lifecycle import Invoker, Lifecycle, Slot, log
-from ._model import FunctionPlugin, PluginContext, PluginInfo, PluginState
+from ._model import FunctionPlugin, PluginContext, PluginInfo, PluginState, canonical
 from ._policy import Gate
 from ._registry import Registry
-from ._sources import Installed, canonical
+from ._sources import Installed
 from ._table import Table
 from .exceptions import (
     ConfigError,

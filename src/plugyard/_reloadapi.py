@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._candidate import CandidateKind
 from ._lifecycle import Invoker, Lifecycle, log
-from ._sources import canonical
+from ._model import canonical
 from .exceptions import PluginError, ReloadError
 
 # The reload machinery (_reload, _watch) is imported by the first reload or

@@ -15,7 +15,6 @@ newest allowed wins (see ``_versions``).
 from __future__ import annotations
 
 import functools
-import re
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -25,7 +24,7 @@ from packaging.version import InvalidVersion, Version
 from . import _discovery, _log, _versions
 from ._candidate import Candidate, CandidateKind
 from ._discovery import BrokenDistribution, EntryPoint
-from ._model import PluginInfo, PluginState, check_name
+from ._model import PluginInfo, PluginState, canonical, check_name
 from .exceptions import (
     InvalidPluginError,
     PluginConflictError,
@@ -193,11 +192,6 @@ class Installed:
             if module == ep.module or module.startswith(ep.module + "."):
                 return ep
         return None
-
-
-def canonical(name: str | None) -> str:
-    """A distribution's name as PEP 503 normalizes it: ``Pd_Tok`` is ``pd-tok``."""
-    return re.sub(r"[-_.]+", "-", name or "").lower()
 
 
 def module_candidate(ep: EntryPoint) -> Candidate:

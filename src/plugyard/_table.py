@@ -24,10 +24,10 @@ from ._discovery import EntryPoint
 from ._handles import PluginHandle
 from ._lifecycle import Lifecycle, Slot
 from ._metrics import GroupMetrics
-from ._model import PluginInfo, PluginState
+from ._model import PluginInfo, PluginState, canonical
 from ._policy import Gate
 from ._registry import Registry
-from ._sources import Installed, canonical, module_candidate, registered
+from ._sources import Installed, module_candidate, registered
 from ._versions import Range
 from .exceptions import PluginError, PluginNotFoundError, SignatureError
 

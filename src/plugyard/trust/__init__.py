@@ -7,26 +7,60 @@ importing a plugin, :func:`verify_distribution` checks the signature against
 a :class:`Keyring` and every installed file against the manifest;
 :class:`VerifiedImporter` then imports the distribution from the bytes it
 verifies, never from ``__pycache__``.
+
+The names are imported on first use: verifying before an import needs the
+keyring, the manifest and the importer, not the signing side (zip files,
+temporary files) that :func:`sign_wheel` brings.
 """
 
 from __future__ import annotations
 
-from .. import _public
-from ._detached import DETACHED_SUFFIX, sign_file, verify_file
-from ._entrypoints import check_entry_point
-from ._importer import VerifiedImporter, default_cache_dir
-from ._installed import verify_distribution
-from ._keys import Keyring, TrustedKey, generate_key, key_id, load_private_key, load_public_key
-from ._manifest import PAYLOAD_TYPE, SIGNATURE_FILE, Manifest, ManifestFile
-from ._problems import (
-    InvalidKeyError,
-    InvalidWheelError,
-    Problem,
-    ProblemKind,
-    SignatureError,
-    VerificationResult,
-)
-from ._wheel import sign_wheel, verify_wheel
+import importlib
+
+from .._public import present_as
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._detached import DETACHED_SUFFIX, sign_file, verify_file
+    from ._entrypoints import check_entry_point
+    from ._importer import VerifiedImporter, default_cache_dir
+    from ._installed import verify_distribution
+    from ._keys import Keyring, TrustedKey, generate_key, key_id, load_private_key, load_public_key
+    from ._manifest import PAYLOAD_TYPE, SIGNATURE_FILE, Manifest, ManifestFile
+    from ._problems import (
+        InvalidKeyError,
+        InvalidWheelError,
+        Problem,
+        ProblemKind,
+        SignatureError,
+        VerificationResult,
+    )
+    from ._wheel import sign_wheel, verify_wheel
+
+#: Where each public name is defined.
+_HOMES = {
+    **dict.fromkeys(["DETACHED_SUFFIX", "sign_file", "verify_file"], "_detached"),
+    "check_entry_point": "_entrypoints",
+    **dict.fromkeys(["VerifiedImporter", "default_cache_dir"], "_importer"),
+    "verify_distribution": "_installed",
+    **dict.fromkeys(
+        ["Keyring", "TrustedKey", "generate_key", "key_id", "load_private_key", "load_public_key"],
+        "_keys",
+    ),
+    **dict.fromkeys(["PAYLOAD_TYPE", "SIGNATURE_FILE", "Manifest", "ManifestFile"], "_manifest"),
+    **dict.fromkeys(
+        [
+            "InvalidKeyError",
+            "InvalidWheelError",
+            "Problem",
+            "ProblemKind",
+            "SignatureError",
+            "VerificationResult",
+        ],
+        "_problems",
+    ),
+    **dict.fromkeys(["sign_wheel", "verify_wheel"], "_wheel"),
+}
 
 __all__ = [
     "DETACHED_SUFFIX",
@@ -56,4 +90,17 @@ __all__ = [
     "verify_wheel",
 ]
 
-_public.present_as(__name__, globals(), __all__)
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    # The errors are plugyard's own and print as plugyard.X already.
+    present_as(__name__, {name: value}, [name])
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

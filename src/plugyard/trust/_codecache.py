@@ -25,10 +25,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
-import logging
 import marshal
 import os
-import secrets
 import stat
 import sys
 import threading
@@ -36,7 +34,9 @@ import weakref
 from pathlib import Path
 from types import CodeType
 
-log = logging.getLogger("plugyard.trust")
+from .. import _log
+
+log = _log.Logger("plugyard.trust")
 
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -269,7 +269,7 @@ class CodeCache:
         if dir_fd is None:
             return
         name = self.key(path, digest)
-        tmp = f".tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        tmp = f".tmp-{os.getpid()}-{os.urandom(4).hex()}"
         try:
             fd = os.open(tmp, _WRITE_FLAGS, 0o600, dir_fd=dir_fd)
             try:

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import attrs
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from packaging.utils import canonicalize_name
 
+from .._model import canonical
 from .._singlefile import SingleFile, identify
 from ..exceptions import InvalidPluginError
 from ._files import read_small
+from ._identity import compare_files, identity_problems
 from ._keys import Keyring, StrPath
 from ._manifest import (
     MAX_ENVELOPE_SIZE,
@@ -38,7 +39,6 @@ from ._manifest import (
     open_envelope,
 )
 from ._problems import InvalidWheelError, Problem, ProblemKind, VerificationResult
-from ._wheel import compare_files, identity_problems
 
 #: Appended to a single-file plugin's name to name its detached signature.
 DETACHED_SUFFIX = ".sig"
@@ -53,7 +53,7 @@ def signature_path(path: StrPath) -> Path:
 def file_manifest(identity: SingleFile, source: bytes) -> Manifest:
     """The manifest a detached signature of ``source`` covers."""
     return make_manifest(
-        canonicalize_name(identity.distribution),
+        canonical(identity.distribution),
         identity.version,
         identity.dist_info,
         {
@@ -166,7 +166,7 @@ def verify_file(
     """
     source_path = Path(path)
     sig_path = Path(signature) if signature is not None else signature_path(source_path)
-    fallback = canonicalize_name(source_path.name.removesuffix(".py"))
+    fallback = canonical(source_path.name.removesuffix(".py"))
     try:
         source = _read_source(source_path)
     except OSError as exc:
@@ -177,7 +177,7 @@ def verify_file(
     except InvalidPluginError as exc:
         problem = Problem(ProblemKind.UNREADABLE, exc.reason, source_path.name)
         return VerificationResult(fallback, None, (problem,), location=source_path)
-    name = canonicalize_name(identity.distribution)
+    name = canonical(identity.distribution)
     expected = file_manifest(identity, source)
     data = read_small(sig_path, MAX_ENVELOPE_SIZE + 1)
     opened = open_envelope(data, keyring, sig_path.name)

@@ -13,8 +13,7 @@ from __future__ import annotations
 import importlib.machinery
 import re
 
-from packaging.utils import canonicalize_name
-
+from .._model import canonical
 from .._singlefile import MODULE_PREFIX, module_of
 from ._problems import Problem, ProblemKind, VerificationResult
 
@@ -81,7 +80,7 @@ def check_entry_point(
         return ()
     where = f"{manifest.dist_info}/entry_points.txt"
     problems = []
-    if distribution is not None and canonicalize_name(distribution) != result.distribution:
+    if distribution is not None and canonical(distribution) != result.distribution:
         problems.append(
             Problem(
                 ProblemKind.NAME_MISMATCH,

@@ -34,13 +34,11 @@ from ._keys import StrPath
 from ._layout import layout_of, search_dirs, shadows
 from ._manifest import digest_of
 from ._problems import Problem, ProblemKind, SignatureError, VerificationResult
-from ._resources import (
-    Signed,
-    VerifiedResources,
-    VerifiedTraversable,
-    read_verified,
-    refuse_unlisted,
-)
+from ._resources import Signed, read_verified, refuse_unlisted
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._traversable import VerifiedResources
 
 _new = tuple.__new__
 _TAG = sys.implementation.cache_tag
@@ -529,6 +527,8 @@ class VerifiedImporter(importlib.abc.MetaPathFinder):
 
     def resources(self, distribution: str, inits: Sequence[str]) -> VerifiedResources | None:
         """The reader of the signed files beside a package's ``__init__``."""
+        from ._traversable import VerifiedResources, VerifiedTraversable
+
         dist = self._dists.get(distribution)
         if dist is None:
             return None
@@ -538,6 +538,8 @@ class VerifiedImporter(importlib.abc.MetaPathFinder):
 
     def namespace_resources(self, name: str, portions: Sequence[str]) -> VerifiedResources | None:
         """The reader of the signed files of a namespace package's verified portions."""
+        from ._traversable import VerifiedResources, VerifiedTraversable
+
         files: dict[str, Signed] = {}
         owner = ""
         for distribution, directory in self._namespaces.get(name, ()):

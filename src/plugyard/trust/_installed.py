@@ -20,14 +20,13 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from importlib import metadata as std_metadata
 from pathlib import Path
 from typing import Protocol
 
-from packaging.utils import canonicalize_name
-
+from .._model import canonical
 from ._entrypoints import parse_entry_points
 from ._files import hash_file, read_small, record_hash
+from ._identity import identity_problems, parse_metadata
 from ._keys import Keyring, StrPath
 from ._layout import layout_of
 from ._manifest import (
@@ -47,7 +46,6 @@ from ._scan import (
     scan_packages,
     startup_files,
 )
-from ._wheel import identity_problems, parse_metadata
 
 
 class DistributionLike(Protocol):
@@ -89,7 +87,9 @@ def verify_distribution(
         Pass an ``ok`` result to :meth:`VerifiedImporter.add` to import it.
     """
     if isinstance(dist_or_name, str):
-        given = canonicalize_name(dist_or_name)
+        from importlib import metadata as std_metadata  # slow to import: only to find by name
+
+        given = canonical(dist_or_name)
         found = (
             std_metadata.distributions(name=dist_or_name)
             if path is None
@@ -107,7 +107,7 @@ def verify_distribution(
 
         def name_given() -> str:
             # Only when METADATA names none: ``dist.name`` parses METADATA anew.
-            return canonicalize_name(str(getattr(dist, "name", None) or "unknown"))
+            return canonical(str(getattr(dist, "name", None) or "unknown"))
 
     # No public API names a distribution's metadata directory; PathDistribution
     # keeps it as ``_path`` in both importlib.metadata and importlib_metadata.
@@ -121,6 +121,25 @@ def verify_distribution(
             str(info),
         )
     return _verify_dist_info(info, name_given, keyring)
+
+
+def verify_dist_info(dist_info: StrPath, keyring: Keyring, name: str) -> VerificationResult:
+    """:func:`verify_distribution` of the ``.dist-info`` directory ``dist_info`` on disk.
+
+    What the trust gate calls before each verified import: it knows the
+    directory from the entry point, so nothing of ``importlib.metadata`` is
+    needed. ``name`` names the distribution where its METADATA names none.
+    """
+    info = Path(dist_info)
+    if not info.name.endswith(".dist-info") or not info.is_dir():
+        return _failed(
+            canonical(name or "unknown"),
+            ProblemKind.NOT_FOUND,
+            "is not installed as a .dist-info directory on disk; eggs, zip imports and "
+            "other layouts cannot be verified",
+            str(info),
+        )
+    return _verify_dist_info(info, lambda: canonical(name or "unknown"), keyring)
 
 
 def _failed(name: str, kind: ProblemKind, message: str, where: str | None) -> VerificationResult:
@@ -142,7 +161,7 @@ def _verify_dist_info(
             f"{info.name}/METADATA",
         )
     meta_name, version = parse_metadata(raw) if raw is not None else (None, None)
-    name = canonicalize_name(meta_name) if meta_name else name_given()
+    name = canonical(meta_name) if meta_name else name_given()
 
     def result(
         problems: Sequence[Problem], manifest: Manifest | None = None, signers: tuple[str, ...] = ()

@@ -14,8 +14,8 @@ import attrs
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from packaging.utils import canonicalize_name
 
+from .._model import canonical
 from ._files import read_limited
 from ._problems import InvalidKeyError
 
@@ -198,7 +198,7 @@ def _read_keyring_file(file: Path) -> bytes:
 
 
 def _check_scope(_instance: object, _attribute: object, value: frozenset[str] | None) -> None:
-    if value is not None and any(canonicalize_name(p) != p for p in value):
+    if value is not None and any(canonical(p) != p for p in value):
         raise InvalidKeyError(f"scope {sorted(value)} must hold canonical distribution names")
 
 
@@ -228,7 +228,7 @@ class TrustedKey:
         """Whether this key may vouch for ``distribution`` (any spelling)."""
         if self.scope is None:
             return True
-        name = canonicalize_name(distribution)
+        name = canonical(distribution)
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.scope)
 
 
@@ -386,5 +386,5 @@ def _read_scope(file: Path) -> frozenset[str]:
             raise InvalidKeyError(
                 f"{file}:{number}: {line!r} is not a distribution name or pattern", path=file
             )
-        names.add(canonicalize_name(line))
+        names.add(canonical(line))
     return frozenset(names)

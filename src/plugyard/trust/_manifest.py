@@ -21,8 +21,8 @@ from typing import Any, NamedTuple
 import attrs
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from packaging.utils import canonicalize_name
 
+from .._model import canonical
 from ._files import record_hash
 from ._keys import Keyring, key_id
 from ._problems import Problem, ProblemKind
@@ -171,7 +171,7 @@ class Manifest:
         name, version, dist_info, files = (
             doc[k] for k in ("name", "version", "dist_info", "files")
         )
-        if not isinstance(name, str) or not name or canonicalize_name(name) != name:
+        if not isinstance(name, str) or not name or canonical(name) != name:
             raise ManifestError(f"name {name!r} is not a canonical distribution name")
         if not isinstance(version, str) or not version or len(version) > 200:
             raise ManifestError(f"version {version!r} is not a version string")
@@ -256,7 +256,7 @@ def make_manifest(
 ) -> Manifest:
     """Build a manifest from ``{path: (hash, size)}``."""
     entries = tuple(ManifestFile(p, h, s) for p, (h, s) in sorted(files.items()))
-    return Manifest(canonicalize_name(name), version, dist_info, entries)
+    return Manifest(canonical(name), version, dist_info, entries)
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
