@@ -67,6 +67,8 @@ NOT_ON_THE_PATH = [
     "zipfile",
 ]
 
+ENTRY_POINTS = "[coldstart]\necho = coldstart_echo:Echo\n"
+
 PROBE = """
 import sys
 before = set(sys.modules)
@@ -86,7 +88,7 @@ def fixture_site(tmp_path: Path) -> Path:
         "class Echo:\n    def execute(self, data):\n        return data\n"
     )
     (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: coldstart-echo\nVersion: 1.0\n")
-    (meta / "entry_points.txt").write_text("[coldstart]\necho = coldstart_echo:Echo\n")
+    (meta / "entry_points.txt").write_text(ENTRY_POINTS)
     (meta / "RECORD").write_text("")
     return site
 
@@ -134,3 +136,60 @@ def test_registering_imports_the_registry_alone() -> None:
         "plugyard._sandbox_errors",
         "plugyard.exceptions",
     ]
+
+
+VERIFIED_PROBE = """
+import sys
+import plugyard
+from plugyard.trust import Keyring
+policy = plugyard.TrustPolicy(mode="require", keyring=Keyring.from_directory(sys.argv[1]))
+manager = plugyard.PluginManager(group="coldstart", trust=policy)
+assert manager.execute("echo", 42) == 42
+loader = type(sys.modules["coldstart_echo"].__spec__.loader).__name__
+assert loader == "_VerifiedLoader", loader
+print(sorted(sys.modules))
+"""
+
+#: What verifying before an import does not need: the signing side and the lookups by name.
+NOT_ON_THE_VERIFIED_PATH = [
+    "email",
+    "importlib.metadata",
+    "packaging.tags",
+    "packaging.utils",
+    "plugyard.trust._detached",
+    "plugyard.trust._traversable",
+    "plugyard.trust._wheel",
+    "subprocess",
+    "zipfile",
+]
+
+
+def test_a_verified_first_call_loads_no_signing_machinery(tmp_path: Path) -> None:
+    from plugyard.trust import generate_key, load_private_key, sign_wheel
+    from trust_helpers import install_wheel, write_wheel
+
+    wheel = write_wheel(
+        tmp_path / "wheels",
+        {
+            "coldstart_echo.py": "class Echo:\n    def execute(self, data):\n        return data\n",
+            "coldstart_echo-1.0.dist-info/entry_points.txt": ENTRY_POINTS,
+        },
+        name="coldstart-echo",
+        version="1.0",
+    )
+    private, public = generate_key(tmp_path / "keys")
+    keyring = tmp_path / "keyring"
+    keyring.mkdir()
+    (keyring / public.name).write_bytes(public.read_bytes())
+    site = install_wheel(sign_wheel(wheel, load_private_key(private)), tmp_path / "root")
+    env = {**os.environ, "PYTHONPATH": str(site), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [sys.executable, "-c", VERIFIED_PROBE, str(keyring)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    loaded = ast.literal_eval(done.stdout.strip())
+    assert [m for m in NOT_ON_THE_VERIFIED_PATH if m in loaded] == []
+    assert "plugyard.trust._importer" in loaded  # it was imported verified
