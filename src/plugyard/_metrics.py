@@ -161,7 +161,8 @@ class _Slots:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.live: dict[int, list[int]] = {}
-        self.retired = [0] * _SLOT_SIZE
+        # The totals of ended threads; made when the first one ends.
+        self.retired: list[int] | None = None
 
     def add(self, slot: list[int]) -> None:
         with self.lock:
@@ -172,14 +173,15 @@ class _Slots:
         # has ended, so nothing writes the slot any more.
         with self.lock:
             if self.live.pop(id(slot), None) is not None:
-                self.retired = [a + b for a, b in zip(self.retired, slot, strict=True)]
+                retired = self.retired or [0] * _SLOT_SIZE
+                self.retired = [a + b for a, b in zip(retired, slot, strict=True)]
 
     def totals(self) -> list[int]:
         with self.lock:
             # list() copies a slot in one step, so each copy is a state the
             # owning thread passed through: errors never exceed calls in it.
             slots = [list(slot) for slot in self.live.values()]
-            totals = list(self.retired)
+            totals = list(self.retired or [0] * _SLOT_SIZE)
         for slot in slots:
             for index, value in enumerate(slot):
                 totals[index] += value
