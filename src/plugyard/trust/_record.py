@@ -78,14 +78,7 @@ def check_record(
         entry = files.get(rel)
         if entry is not None:  # a signed path: plain and relative by construction
             listed.add(rel)
-            if len(row) > 1 and row[1] and row[1] != entry.digest:
-                yield Problem(
-                    ProblemKind.RECORD_MISMATCH,
-                    "RECORD's hash differs from the signed manifest",
-                    rel,
-                    expected=entry.digest,
-                    actual=row[1],
-                )
+            yield from _hash_differs(rel, row, entry)
             continue
         if "\0" in rel:
             yield Problem(
@@ -107,14 +100,7 @@ def check_record(
             listed.add(rel)
             entry = files.get(rel)
             if entry is not None:
-                if len(row) > 1 and row[1] and row[1] != entry.digest:
-                    yield Problem(
-                        ProblemKind.RECORD_MISMATCH,
-                        "RECORD's hash differs from the signed manifest",
-                        rel,
-                        expected=entry.digest,
-                        actual=row[1],
-                    )
+                yield from _hash_differs(rel, row, entry)
                 continue
         if rel.startswith(info_prefix) and rel[len(info_prefix) :] in INSTALLER_FILES:
             continue
@@ -207,3 +193,15 @@ def record_modules(dist_info: Path) -> frozenset[str]:
     except csv.Error:
         return frozenset()
     return frozenset(layout_of(row[0] for row in rows if row and row[0]).modules)
+
+
+def _hash_differs(rel: str, row: list[str], entry: ManifestFile) -> Iterator[Problem]:
+    """The problem of a RECORD row whose hash is not the signed one (none if it has none)."""
+    if len(row) > 1 and row[1] and row[1] != entry.digest:
+        yield Problem(
+            ProblemKind.RECORD_MISMATCH,
+            "RECORD's hash differs from the signed manifest",
+            rel,
+            expected=entry.digest,
+            actual=row[1],
+        )
