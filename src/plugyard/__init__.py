@@ -130,6 +130,9 @@ _SUBMODULES = frozenset(
 __all__ = ["__version__", *sorted(_public.HOMES), *exceptions.__all__]  # noqa: F405
 
 
+_lazy, __dir__ = _public.import_on_first_use(__name__, globals(), _public.HOMES)
+
+
 def __getattr__(name: str) -> Any:
     if name == "__version__":
         from importlib.metadata import version
@@ -137,14 +140,4 @@ def __getattr__(name: str) -> Any:
         return version("plugyard")
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
-    home = _public.HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    # Its module presents it as plugyard.<name> (see _public.present_top_level).
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return _lazy(name)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import Any
 
 
 def present_as(package: str, namespace: Mapping[str, object], names: Iterable[str]) -> None:
@@ -20,6 +21,32 @@ def present_as(package: str, namespace: Mapping[str, object], names: Iterable[st
         module = getattr(value, "__module__", None)
         if callable(value) and isinstance(module, str) and module.startswith(f"{package}."):
             value.__module__ = package
+
+
+def import_on_first_use(
+    package: str, namespace: dict[str, Any], homes: Mapping[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """The module ``__getattr__`` and ``__dir__`` (PEP 562) of a package with lazy names.
+
+    ``homes`` says which submodule of ``package`` defines each name; the first
+    use imports it, presents the value as ``package.<name>`` and keeps it in
+    ``namespace`` (the package's globals), so later uses are plain lookups.
+    """
+    import importlib
+
+    def __getattr__(name: str) -> Any:  # noqa: N807 - the module hook's name
+        home = homes.get(name)
+        if home is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{package}.{home}"), name)
+        present_as(package, {name: value}, [name])
+        namespace[name] = value
+        return value
+
+    def __dir__() -> list[str]:  # noqa: N807 - the module hook's name
+        return sorted({*namespace, *namespace.get("__all__", ())})
+
+    return __getattr__, __dir__
 
 
 def present_top_level(namespace: Mapping[str, object]) -> None:

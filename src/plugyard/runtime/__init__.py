@@ -13,10 +13,9 @@ The names are imported on first use: the plugin side
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .._public import present_as
+from .._public import import_on_first_use
 
 if TYPE_CHECKING:
     from ._host import Command, SandboxedPlugin, external
@@ -48,15 +47,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    present_as(__name__, {name: value}, [name])
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = import_on_first_use(__name__, globals(), _HOMES)

@@ -15,9 +15,7 @@ temporary files) that :func:`sign_wheel` brings.
 
 from __future__ import annotations
 
-import importlib
-
-from .._public import present_as
+from .._public import import_on_first_use
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -91,16 +89,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    # The errors are plugyard's own and print as plugyard.X already.
-    present_as(__name__, {name: value}, [name])
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = import_on_first_use(__name__, globals(), _HOMES)
