@@ -67,6 +67,15 @@ NOT_ON_THE_PATH = [
     "zipfile",
 ]
 
+# With a setup(): a first call makes the plugin's context too.
+ECHO = """
+class Echo:
+    def setup(self, context):
+        self.context = context
+
+    def execute(self, data):
+        return data
+"""
 ENTRY_POINTS = "[coldstart]\necho = coldstart_echo:Echo\n"
 
 PROBE = """
@@ -84,9 +93,7 @@ def fixture_site(tmp_path: Path) -> Path:
     site = tmp_path / "site"
     meta = site / "coldstart_echo-1.0.dist-info"
     meta.mkdir(parents=True)
-    (site / "coldstart_echo.py").write_text(
-        "class Echo:\n    def execute(self, data):\n        return data\n"
-    )
+    (site / "coldstart_echo.py").write_text(ECHO)
     (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: coldstart-echo\nVersion: 1.0\n")
     (meta / "entry_points.txt").write_text(ENTRY_POINTS)
     (meta / "RECORD").write_text("")
@@ -171,7 +178,7 @@ def test_a_verified_first_call_loads_no_signing_machinery(tmp_path: Path) -> Non
     wheel = write_wheel(
         tmp_path / "wheels",
         {
-            "coldstart_echo.py": "class Echo:\n    def execute(self, data):\n        return data\n",
+            "coldstart_echo.py": ECHO,
             "coldstart_echo-1.0.dist-info/entry_points.txt": ENTRY_POINTS,
         },
         name="coldstart-echo",
