@@ -573,3 +573,17 @@ def test_the_collector_reads_managers_at_each_scrape(registry: plugyard.Registry
     assert scrape.get_sample_value("plugyard_plugin_calls_total", labels) == 2
     assert scrape.get_sample_value("plugyard_plugin_call_duration_seconds_count", labels) == 2
     assert scrape.get_sample_value("plugyard_plugin_in_flight", labels) == 0
+
+
+def test_a_wrapped_method_holds_no_thread_store_until_its_first_call() -> None:
+    """A thousand plugins loaded and not called hold no thread-local stores."""
+    metrics = PluginMetrics("p", "g")
+    call = guarded(metrics, lambda: "done")
+    stores = [metrics._local]
+    assert metrics.snapshot().calls == 0
+    assert call() == "done"
+    stores.append(metrics._local)
+    assert stores[0] is None
+    assert isinstance(stores[1], threading.local)
+    assert call() == "done"
+    assert metrics.snapshot().calls == 2

@@ -298,7 +298,12 @@ class PluginMetrics:
         # thread's first call, an error) go through the recorder, so that a
         # thousand plugins hold fewer objects for the collector to walk.
         recorder = self
-        local, _ = self._calls()
+        # The thread-local store is made by the first call, not here: a
+        # thousand plugins loaded and not called hold none (each costs the
+        # collector more than anything else a loaded plugin holds). Until
+        # then ``local`` is None, whose missing ``slot`` takes the same path
+        # as a thread's first call.
+        local: threading.local | None = self._local
         clock = self._clock
         enter = calls.append
         leave = calls.pop
@@ -313,15 +318,17 @@ class PluginMetrics:
         if inspect.iscoroutinefunction(fn):
 
             async def call_async(data: Any = NO_ARGUMENT, /) -> Any:
+                nonlocal local
                 enter(None)
                 if closed[0]:
                     leave()
                     result = redirect(data)
                     return (await result) if inspect.isawaitable(result) else result
                 try:
-                    slot = local.slot
+                    slot = local.slot  # type: ignore[union-attr]
                 except AttributeError:
                     slot = recorder._new_slot()
+                    local = recorder._local
                 slot[0] += 1
                 start = clock()
                 try:
@@ -343,14 +350,16 @@ class PluginMetrics:
             return call_async
 
         def call(data: Any = NO_ARGUMENT, /) -> Any:
+            nonlocal local
             enter(None)
             if closed[0]:
                 leave()
                 return redirect(data)
             try:
-                slot = local.slot
+                slot = local.slot  # type: ignore[union-attr]
             except AttributeError:
                 slot = recorder._new_slot()
+                local = recorder._local
             slot[0] += 1
             start = clock()
             try:
