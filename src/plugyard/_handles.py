@@ -169,12 +169,29 @@ def counted(
         new call reaches ``method``.
     """
     closed = [False]
+    redirect = _redirect(handle)
+    if metrics is not None:
+        return metrics.wrap_guarded(method, calls, closed, redirect), closed
+    return _counted(method, calls, closed, redirect), closed
+
+
+def _redirect(handle: PluginHandle) -> Callable[[Any], Any]:
+    """Pass a call on to whatever ``handle.execute`` is when it is made."""
 
     def redirect(data: Any) -> Any:
         return handle.execute() if data is MISSING else handle.execute(data)
 
-    if metrics is not None:
-        return metrics.wrap_guarded(method, calls, closed, redirect), closed
+    return redirect
+
+
+def _counted(
+    method: Callable[..., Any],
+    calls: list[None],
+    closed: list[bool],
+    redirect: Callable[[Any], Any],
+) -> Callable[..., Any]:
+    # A function of its own: the cells of a closure are made when the function
+    # that holds them starts, so a wrapper with metrics does not pay for these.
     enter = calls.append
     leave = calls.pop
 
@@ -191,7 +208,7 @@ def counted(
             finally:
                 leave()
 
-        return call_async, closed
+        return call_async
 
     def call(data: Any = MISSING, /) -> Any:
         enter(None)
@@ -203,7 +220,7 @@ def counted(
         finally:
             leave()
 
-    return call, closed
+    return call
 
 
 def lazy(
