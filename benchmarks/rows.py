@@ -15,6 +15,7 @@ PROBES: dict[str, Probe] = {
     "import-plugyard": Probe(snippets.import_module("plugyard"), site=False),
     "import-stevedore": Probe(snippets.import_module("stevedore"), site=False),
     "import-pluggy": Probe(snippets.import_module("pluggy"), site=False),
+    "import-plugyard-manager": Probe(snippets.IMPORT_PLUGYARD_MANAGER, site=False),
     "list-plugyard-cold": Probe(snippets.LIST_PLUGYARD, cache="cold"),
     "list-plugyard-warm": Probe(snippets.LIST_PLUGYARD),
     "list-plugyard-off": Probe(snippets.LIST_PLUGYARD, cache="off"),
@@ -53,6 +54,13 @@ CONTENDERS: dict[str, Contender] = {
         "`import stevedore`", "`import stevedore`", "import-stevedore", "import"
     ),
     "import/pluggy": _c("`import pluggy`", "`import pluggy`", "import-pluggy", "import"),
+    "import/plugyard-manager": _c(
+        "`from plugyard import PluginManager`",
+        "`from plugyard import PluginManager`: the import plus the manager's modules, "
+        "which load on first use",
+        "import-plugyard-manager",
+        "import",
+    ),
     # 2. listing
     "list/plugyard-cold": _c(
         "candidates(), cache cold",
@@ -339,6 +347,13 @@ ROWS: list[Row] = [
         "import/plugyard",
         ("import/stevedore", "import/pluggy"),
         targets={"import/stevedore": 0.5},
+        per_n=False,
+    ),
+    Row(
+        "1.import-manager",
+        "Import the framework and its manager (fresh process): what the first use pays",
+        "import/plugyard-manager",
+        ("import/stevedore", "import/pluggy"),
         per_n=False,
     ),
     Row(
