@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import posix
 import signal
 import sys
 import time
@@ -45,6 +46,22 @@ def _private_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
     """Install directory plugins under a data directory of the session's, not the user's."""
     mp = pytest.MonkeyPatch()
     mp.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data-home")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _real_os_exit() -> Iterator[None]:
+    """Give this process back the real ``os._exit`` that coverage's ``patch = ["_exit"]`` wraps.
+
+    The patch is for the children, which save their data in it (the sandbox
+    worker leaves by ``os._exit``). This process saves its data at exit, and
+    its code would otherwise see a function of coverage's as ``os._exit``,
+    which docs/sandbox.md registers as a plugin to run in a worker.
+    """
+    mp = pytest.MonkeyPatch()
+    if os._exit is not posix._exit:
+        mp.setattr(os, "_exit", posix._exit)
     yield
     mp.undo()
 
