@@ -25,8 +25,11 @@ def tests(session: nox.Session) -> None:
     session.run("npm", "ci", "--silent", "--prefix", NODE_PLUGIN, external=True)
     # coverage starts before pytest, which imports plugyard early through the
     # pytest11 entry point of plugyard.testing; pytest-cov would start too late.
+    # The Python processes the tests start write data files of their own
+    # (pyproject.toml's [tool.coverage.run]): combined before the report.
     session.run("coverage", "erase")
     session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "combine", "--quiet")
     session.run("coverage", "report", "--fail-under=90")
 
 

@@ -5,17 +5,22 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import posix
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import attrs
+import coverage
 import pytest
 from packaging.utils import canonicalize_name
 
 from plugin_projects import GROUP, SignedWheels, build_signed_wheels
 from plugyard import EventBus, PluginCrashed, PluginManager, Registry, get_registry
+from plugyard.runtime import _isolation, _process
 from wheelhouse import (
     ROOT,
     MakeVenv,
@@ -45,6 +50,64 @@ def _private_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
     """Install directory plugins under a data directory of the session's, not the user's."""
     mp = pytest.MonkeyPatch()
     mp.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data-home")))
+    yield
+    mp.undo()
+
+
+#: Set by coverage's ``patch = ["subprocess"]`` in a measured process, read at
+#: the start of its Python children: they measure themselves when they see it.
+_COVERAGE_CONFIG = "COVERAGE_PROCESS_CONFIG"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _real_os_exit() -> Iterator[None]:
+    """Give this process back the real ``os._exit`` that coverage's ``patch = ["_exit"]`` wraps.
+
+    The patch is for the children, which save their data in it (the sandbox
+    worker leaves by ``os._exit``). This process saves its data at exit, and
+    its code would otherwise see a function of coverage's as ``os._exit``,
+    which docs/sandbox.md registers as a plugin to run in a worker.
+    """
+    mp = pytest.MonkeyPatch()
+    if os._exit is not posix._exit:
+        mp.setattr(os, "_exit", posix._exit)
+    yield
+    mp.undo()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _measured_sandbox_children() -> Iterator[None]:
+    """Under coverage, let the sandbox's Python children measure themselves as well.
+
+    The sandbox gives its children a scrubbed environment, without the
+    variable that hands coverage on, and bubblewrap mounts the checkout, where
+    the data files go, read-only. A child that can write there (one run as
+    this user and not confined by Landlock) gets the variable back, and under
+    bubblewrap the data directory alone is bound writable. Other children, and
+    every child when the session is not measured, start exactly as the
+    sandbox prepares them.
+    """
+    config = os.environ.get(_COVERAGE_CONFIG)
+    current = coverage.Coverage.current() if config else None
+    if config is None or current is None:
+        yield
+        return
+    data_dir = str(Path(str(current.get_option("run:data_file"))).absolute().parent)
+    prepare = _isolation.prepare  # what _process starts its children with
+
+    def measured_prepare(*args: Any, **kwargs: Any) -> _isolation.Launch:
+        launch = prepare(*args, **kwargs)
+        if "landlock" in launch.applied or "user" in launch.applied:
+            return launch
+        argv: Sequence[str] = launch.argv
+        if "bwrap" in launch.applied:
+            end = argv.index("--")  # bwrap's options end here, the command follows
+            argv = [*argv[:end], "--bind", data_dir, data_dir, *argv[end:]]
+        env = {**launch.env, _COVERAGE_CONFIG: config}
+        return attrs.evolve(launch, argv=tuple(argv), env=env)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(_process, "prepare", measured_prepare)
     yield
     mp.undo()
 

@@ -24,6 +24,7 @@ from plugyard import (
 from plugyard.cli import main
 from plugyard.exceptions import (
     DependencyVersionError,
+    InvalidPluginError,
     PluginLoadError,
     PluginNotActiveError,
     ReloadError,
@@ -214,6 +215,37 @@ def test_the_versions_of_a_reload_come_from_the_directories_or_a_file(
     assert (chosen.location, chosen.state) == (str(wheel), "active")
     assert manager.reload("tok", wheel) is None  # it runs that file already
     assert manager.reload("tok", "1.1") is not None  # the directory's copy of 1.1
+
+
+def test_what_to_names_must_be_a_version_or_a_plugin_file_that_provides_the_plugin(
+    manager: PluginManager, plugin_wheels: SignedWheels, plugin_dir: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidPluginError) as invalid:
+        manager.reload("tok", "the newest")
+    assert invalid.value.reason == "to= is a version, a wheel or a .py file, or None"
+    (shout,) = plugin_wheels.copy(tmp_path / "elsewhere", "pd-shout-1.0")
+    with pytest.raises(VersionNotFoundError) as other:
+        manager.reload("tok", shout)  # a good wheel, of another plugin
+    assert other.value.wanted == str(shout)
+    broken = tmp_path / "elsewhere" / "pd_tok-9.0-py3-none-any.whl"
+    broken.write_bytes(b"no zip file")
+    with pytest.raises(ReloadError) as unreadable:
+        manager.reload("tok", broken)
+    assert (unreadable.value.old_version, unreadable.value.stage) == ("1.0", "install")
+    assert tok_version(manager) == "1.0"
+
+
+def test_reload_without_a_version_needs_a_version_still_there(
+    plugin_wheels: SignedWheels, plugin_dir: Path
+) -> None:
+    (wheel,) = plugin_wheels.copy(plugin_dir, "pd-tok-1.0")
+    with PluginManager(group=GROUP, plugin_dirs=[plugin_dir]) as manager:
+        manager.load("tok")
+        wheel.unlink()
+        with pytest.raises(VersionNotFoundError) as exc:
+            manager.reload("tok")
+        assert (exc.value.wanted, exc.value.found) == ("any version", ())
+        assert tok_version(manager) == "1.0"  # the running version goes on
 
 
 def test_reload_without_a_version_takes_the_one_the_manager_would_choose(

@@ -8,6 +8,7 @@ fault takes a second or two at most.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -158,6 +159,30 @@ def test_a_hung_handshake_times_out(registry: Registry, tmp_path: Path) -> None:
     assert "no $/hello within 0.5 s" in crash.reason
 
 
+def test_a_program_that_cannot_be_started_fails_the_plugin_and_leaves_nothing(
+    registry: Registry, tmp_path: Path
+) -> None:
+    missing = str(tmp_path / "no-such-program")
+    registry.register(external([missing, "--serve"]), name="absent")
+    private = Path(tempfile.gettempdir())
+    base = _cgroup.pids_base()
+
+    def left() -> set[Path]:
+        cgroups = base.glob(f"plugyard-{os.getpid()}-*") if base is not None else []
+        return {*private.glob(f"plugyard-sandbox-{os.getpid()}-*"), *cgroups}
+
+    before = left()
+    # Without bubblewrap the host starts the program itself (bwrap would, and fail later).
+    policy = attrs.evolve(FAST, bwrap=False)
+    with PluginManager(registry, sandbox=policy) as manager, pytest.raises(PluginSetupError) as exc:
+        manager.load("absent")
+    crash = exc.value.__cause__
+    assert isinstance(crash, PluginCrashedError)
+    assert crash.reason.startswith(f"cannot start '{missing} --serve': ")
+    assert "No such file or directory" in crash.reason
+    assert left() == before  # its private directory and its cgroup are gone
+
+
 def test_a_wrong_token_is_refused(registry: Registry, tmp_path: Path) -> None:
     argv = _script(
         tmp_path,
@@ -270,6 +295,49 @@ def test_a_required_layer_that_is_off_fails_closed(registry: Registry) -> None:
     error = exc.value.__cause__
     assert isinstance(error, IsolationError)
     assert error.missing == ("landlock",)
+
+
+def _max_processes(pid: int) -> float:
+    """The soft ``RLIMIT_NPROC`` of process ``pid``, as /proc shows it."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max processes"):
+            soft = line.split()[2]
+            return math.inf if soft == "unlimited" else int(soft)
+    raise AssertionError(f"no process limit in /proc/{pid}/limits")  # pragma: no cover
+
+
+def test_without_a_cgroup_the_process_limit_falls_back_to_rlimit_nproc_unless_required(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pids cgroup that cannot be made: RLIMIT_NPROC, over this user's tasks, limits instead."""
+    _needs("cgroup")
+
+    def cannot_make(limit: int) -> _cgroup.PidsGroup:
+        raise PermissionError(13, "Permission denied", "pids.max")
+
+    registry.register(Echo)
+    with PluginManager(registry, isolation="process", sandbox=FAST) as manager:
+        child = manager.get("Echo").instance.supervisor.child
+        assert "cgroup" in child.launch.applied
+        unlimited = _max_processes(child.process.pid)
+    monkeypatch.setattr(_cgroup, "PidsGroup", cannot_make)
+    with PluginManager(registry, isolation="process", sandbox=FAST) as manager:
+        assert manager.execute("Echo", "still runs") == "still runs"
+        child = manager.get("Echo").instance.supervisor.child
+        assert "cgroup" not in child.launch.applied
+        limit = _max_processes(child.process.pid)
+    assert FAST.processes is not None
+    assert FAST.processes < limit < unlimited  # this user's tasks, plus the plugin's allowance
+    required = attrs.evolve(FAST, require={"cgroup"})
+    with (
+        PluginManager(registry, isolation="process", sandbox=required) as manager,
+        pytest.raises(PluginSetupError) as exc,
+    ):
+        manager.load("Echo")
+    error = exc.value.__cause__
+    assert isinstance(error, IsolationError)
+    assert error.missing == ("cgroup",)
+    assert "Permission denied" in error.reasons["cgroup"]
 
 
 HOST = """

@@ -676,6 +676,63 @@ def test_pkgutil_get_data_reads_verified_bytes(
     assert pkgutil.get_data(dist.package, "resources/greeting.txt") == b"hello"
 
 
+def test_the_loader_answers_from_what_it_verified(
+    install: Callable[..., Installed], importer: VerifiedImporter
+) -> None:
+    """What importlib and inspect ask a loader: source, file, package or not, resources."""
+    dist = install(PACKAGE)
+    importer.add(dist.result)
+    package = importlib.import_module(dist.package)
+    name = f"{dist.package}.helper"
+    loader = _loader_of(importlib.import_module(name))
+    assert isinstance(loader, _importer._VerifiedLoader)
+    package_loader = _loader_of(package)
+    assert isinstance(package_loader, _importer._VerifiedLoader)
+
+    assert loader.distribution == package_loader.distribution == dist.name
+    assert package_loader.is_package(dist.package)
+    assert not loader.is_package(name)
+    assert loader.get_filename(name) == str(dist.site / dist.package / "helper.py")
+    assert loader.get_source(name) == PACKAGE["PKG/helper.py"]
+    assert loader.get_resource_reader(name) is None  # a module has no resources of its own
+    assert package_loader.get_resource_reader(dist.package) is not None
+    (dist.site / dist.package / "helper.py").write_text("def shout(x):\n    return 'evil'\n")
+    with pytest.raises(SignatureError) as exc:
+        loader.get_source(name)
+    assert exc.value.problems[0].kind is ProblemKind.HASH_MISMATCH
+
+
+def test_a_namespace_package_s_resources_are_the_signed_files_of_its_verified_portions(
+    install: Callable[..., Installed], importer: VerifiedImporter, tmp_path: Path
+) -> None:
+    dist = install(
+        {"PKG_ns/portion/__init__.py": "", "PKG_ns/notes.txt": "signed notes"}, on_path=True
+    )
+    namespace_dir = dist.site / f"{dist.package}_ns"
+    (namespace_dir / "planted.txt").write_text("unsigned")
+    other = tmp_path / "other" / f"{dist.package}_ns"
+    other.mkdir(parents=True)
+    (other / "theirs.txt").write_text("another distribution's")
+    sys.path.append(str(other.parent))
+    importer.add(dist.result)
+
+    namespace = importlib.import_module(f"{dist.package}_ns")
+    loader = _loader_of(namespace)
+    assert isinstance(loader, _importer._NamespaceLoader)
+    assert loader.is_package(namespace.__name__)
+    assert loader.get_source(namespace.__name__) == ""  # no code runs for a namespace
+    root = importlib.resources.files(namespace.__name__)
+    assert sorted(e.name for e in root.iterdir()) == ["notes.txt", "portion"]
+    assert root.joinpath("notes.txt").read_text() == "signed notes"
+    with pytest.raises(SignatureError) as exc:
+        root.joinpath("planted.txt").read_text()
+    assert exc.value.problems[0].kind is ProblemKind.UNLISTED_FILE
+    (namespace_dir / "notes.txt").write_text("changed notes")
+    with pytest.raises(SignatureError) as changed:
+        root.joinpath("notes.txt").read_text()
+    assert changed.value.problems[0].kind is ProblemKind.HASH_MISMATCH
+
+
 # -- the code cache is trusted only while only this user can change it ------------------
 
 

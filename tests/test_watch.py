@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ import pytest
 
 from plugin_projects import GROUP, SignedWheels
 from plugyard import EventBus, PluginManager, PluginReloaded, ReloadFailed
+from plugyard._watch import Watcher
 
 WAIT = 10.0
 
@@ -141,3 +143,69 @@ def test_watch_true_starts_watching_and_shutdown_stops_it(
 def test_watching_needs_plugin_directories() -> None:
     with pytest.raises(ValueError, match="no plugin directories"):
         PluginManager(group=GROUP).watch()
+
+
+# -- the watcher alone ------------------------------------------------------------------
+
+
+def test_polling_sees_plugin_files_only_and_goes_on_after_a_failing_callback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    watched = tmp_path / "plugins"
+    watched.mkdir()
+    (watched / "gone.whl").symlink_to(tmp_path / "nowhere.whl")  # cannot be looked at
+    calls: list[int] = []
+
+    def on_change() -> None:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise RuntimeError("the first change could not be handled")
+
+    watcher = Watcher([watched, tmp_path / "absent"], on_change, interval=0.02, polling=True)
+    assert watcher.backend == "polling"
+    with caplog.at_level(logging.ERROR, logger="plugyard"):
+        watcher.start()
+        assert "polling" in repr(watcher)
+        assert "running" in repr(watcher)
+        (watched / "notes.txt").write_text("not a plugin")
+        (watched / ".partial.whl").write_text("a download in progress")
+        time.sleep(0.2)
+        assert calls == []
+        (watched / "one.whl").write_text("a wheel")
+        assert until(lambda: len(calls) == 1)
+        (watched / "two.py").write_text("plugin = print\n")
+        assert until(lambda: len(calls) == 2)
+        watcher.stop()
+    assert not watcher.running
+    assert "stopped" in repr(watcher)
+    assert "handling a change failed" in caplog.text
+    assert "the first change could not be handled" in caplog.text
+
+
+def test_without_watchfiles_it_polls_unless_told_not_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "watchfiles", None)  # import watchfiles fails
+    assert Watcher([tmp_path], lambda: None).backend == "polling"
+    with pytest.raises(ImportError, match=r"needs watchfiles: pip install plugyard\[watch\]"):
+        Watcher([tmp_path], lambda: None, polling=False)
+
+
+def test_when_watchfiles_cannot_watch_it_polls_instead(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    later = tmp_path / "not-yet"  # watchfiles refuses a directory that is not there
+    calls: list[None] = []
+    watcher = Watcher([later], lambda: calls.append(None), interval=0.02, polling=False)
+    assert watcher.backend == "watchfiles"
+    with caplog.at_level(logging.WARNING, logger="plugyard"):
+        watcher.start()
+        try:
+            assert until(lambda: watcher.backend == "polling")
+            later.mkdir()
+            (later / "arrived.whl").write_text("a wheel")
+            assert until(lambda: calls != [])
+        finally:
+            watcher.stop()
+    assert "watching with watchfiles failed" in caplog.text
+    assert "polling instead" in caplog.text
