@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import threading
@@ -66,13 +65,21 @@ class Host:
         return self.receive()
 
     def close(self) -> None:
-        """EOF for the worker; once it has stopped, close every end."""
-        with contextlib.suppress(OSError):
+        """EOF for the worker; once it has stopped, close every other end, each once.
+
+        Closing a number twice, or while the worker may still use it, would
+        close whatever the next test (or another thread) opened under that
+        number since: so each end is closed once, and the worker's only
+        after its thread has ended. Calling this again does nothing.
+        """
+        fds, self._fds = self._fds, []
+        if self.w in fds:
+            fds.remove(self.w)
             os.close(self.w)
-        self.thread.join(5)
-        for fd in self._fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "the worker did not stop within 30 s of EOF"
+        for fd in fds:
+            os.close(fd)
 
 
 @pytest.fixture(name="host")
