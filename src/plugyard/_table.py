@@ -161,8 +161,11 @@ class Table:
             else:
                 state = PluginState.DISCOVERED
             found = installed.versions(name, self.ranges_on(name)) if several else []
-            chosen = next((c for c in found if c.chosen), None) or installed.candidate(name)
-            listed[name, CandidateKind.ENTRY_POINT] = attrs.evolve(chosen, state=state)
+            chosen = next((c for c in found if c.chosen), None)
+            if chosen is None:  # the usual case: one version, made with its state
+                listed[name, CandidateKind.ENTRY_POINT] = installed.candidate(name, state=state)
+            else:
+                listed[name, CandidateKind.ENTRY_POINT] = attrs.evolve(chosen, state=state)
             others.extend(c for c in found if c is not chosen)
         for info, target in self.registry.entries() if only is None else self._entry(only):
             if info.name not in slots and info.name not in installed.by_name:
