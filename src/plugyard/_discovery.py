@@ -196,6 +196,7 @@ class ByName(Mapping[str, list[EntryPoint]]):
         found = self._built.get(name)
         if found is None:
             found = self._built[name] = [_entry_point(item) for item in self._lists[name]]
+            self._lists[name] = found  # the rows are not needed again
         return found
 
     def __iter__(self) -> Iterator[str]:
