@@ -122,6 +122,17 @@ def _module() -> str:
     return f"gatemod{next(_numbers)}"
 
 
+def _install_legacy(make_distribution: MakeDistribution, group: str, setup: str) -> str:
+    """Install ``gate-legacy``, whose ``legacy`` plugin's module registers ``evil``; its module."""
+    module = _module()
+    make_distribution(
+        "gate-legacy",
+        entry_points={group: {"legacy": f"{module}:Legacy"}},
+        files={f"{module}.py": LEGACY.format(group=group, setup=setup)},
+    )
+    return module
+
+
 @pytest.fixture(name="install_signed")
 def fixture_install_signed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> InstallSigned:
     """Install a signed distribution of ``files`` whose entry points are ``points``."""
@@ -208,12 +219,7 @@ def test_a_plugin_that_verified_code_registers_is_credited_to_its_distribution(
 def test_code_let_in_under_a_weaker_mode_cannot_register_a_plugin_that_must_verify(
     make_distribution: MakeDistribution, group: str, mode: str, how: str
 ) -> None:
-    module = _module()
-    make_distribution(
-        "gate-legacy",
-        entry_points={group: {"legacy": f"{module}:Legacy"}},
-        files={f"{module}.py": LEGACY.format(group=group, setup=NEVER)},
-    )
+    module = _install_legacy(make_distribution, group, NEVER)
     policy = TrustPolicy(mode="require", keyring=RING, plugins={"legacy": mode})  # type: ignore[dict-item]
     with PluginManager(group=group, trust=policy) as manager:
         assert _load(manager) == {"legacy": "active", "evil": "failed"}
@@ -228,12 +234,7 @@ def test_code_let_in_under_a_weaker_mode_cannot_register_a_plugin_that_must_veri
 def test_under_warn_the_plugin_runs_credited_to_the_unverified_code_and_is_logged(
     make_distribution: MakeDistribution, group: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    module = _module()
-    make_distribution(
-        "gate-legacy",
-        entry_points={group: {"legacy": f"{module}:Legacy"}},
-        files={f"{module}.py": LEGACY.format(group=group, setup=MAY)},
-    )
+    module = _install_legacy(make_distribution, group, MAY)
     policy = TrustPolicy(mode="require", keyring=RING, plugins={"legacy": "warn", "evil": "warn"})
     with (
         caplog.at_level(logging.WARNING, logger="plugyard"),
@@ -252,12 +253,7 @@ def test_under_warn_the_plugin_runs_credited_to_the_unverified_code_and_is_logge
 def test_under_off_the_plugin_runs_credited_to_the_unchecked_code_without_a_word(
     make_distribution: MakeDistribution, group: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    module = _module()
-    make_distribution(
-        "gate-legacy",
-        entry_points={group: {"legacy": f"{module}:Legacy"}},
-        files={f"{module}.py": LEGACY.format(group=group, setup=MAY)},
-    )
+    _install_legacy(make_distribution, group, MAY)
     policy = TrustPolicy(mode="require", keyring=RING, plugins={"legacy": "off", "evil": "off"})
     with (
         caplog.at_level(logging.WARNING, logger="plugyard"),
