@@ -16,8 +16,7 @@ from typing import Any, Literal
 import attrs
 import msgpack
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from plugyard._configstore import ConfigError, ConfigStore, unstructure, validate
 from plugyard.exceptions import InvalidPluginError, PluginError

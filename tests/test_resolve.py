@@ -6,8 +6,7 @@ import itertools
 from collections.abc import Mapping
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from plugyard import PluginInfo
 from plugyard._model import parse_depends_on, parse_version

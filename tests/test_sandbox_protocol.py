@@ -6,11 +6,9 @@ from typing import Any
 
 import msgpack
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
-from plugyard.runtime import Limits
-from plugyard.runtime import _protocol as wire
+from plugyard.runtime import Limits, _protocol as wire
 
 #: Values msgpack-RPC params may hold: no extension types, string map keys.
 values = st.recursive(

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from plugyard.runtime import Codes
-from plugyard.runtime import _protocol as wire
+from plugyard.runtime import Codes, _protocol as wire
 from plugyard.runtime._worker import Worker, _HostLog
 
 

@@ -19,107 +19,50 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # what each lazy name is, for type checkers and editors
     from typing import Any
 
-    from ._bus import EventBus as EventBus
-    from ._bus import Subscription as Subscription
+    from ._bus import EventBus as EventBus, Subscription as Subscription
     from ._candidate import (
         Candidate as Candidate,
-    )
-    from ._candidate import (
         CandidateKind as CandidateKind,
     )
-    from ._configstore import (
-        ConfigStore as ConfigStore,
-    )
-    from ._discovery import (
-        EntryPoint as EntryPoint,
-    )
+    from ._configstore import ConfigStore as ConfigStore
+    from ._discovery import EntryPoint as EntryPoint
     from ._events import (
         ConfigChanged as ConfigChanged,
-    )
-    from ._events import (
         ConfigRejected as ConfigRejected,
-    )
-    from ._events import (
         Event as Event,
-    )
-    from ._events import (
         PluginActivated as PluginActivated,
-    )
-    from ._events import (
         PluginCrashed as PluginCrashed,
-    )
-    from ._events import (
         PluginDiscovered as PluginDiscovered,
-    )
-    from ._events import (
         PluginFailed as PluginFailed,
-    )
-    from ._events import (
         PluginLoaded as PluginLoaded,
-    )
-    from ._events import (
         PluginReloaded as PluginReloaded,
-    )
-    from ._events import (
         PluginUnloaded as PluginUnloaded,
-    )
-    from ._events import (
         ReloadFailed as ReloadFailed,
-    )
-    from ._events import (
         SignatureRejected as SignatureRejected,
     )
     from ._handles import (
         MapResult as MapResult,
-    )
-    from ._handles import (
         PluginHandle as PluginHandle,
     )
-    from ._manager import (
-        PluginManager as PluginManager,
-    )
-    from ._metrics import (
-        MetricsSnapshot as MetricsSnapshot,
-    )
+    from ._manager import PluginManager as PluginManager
+    from ._metrics import MetricsSnapshot as MetricsSnapshot
     from ._model import (
         Dependency as Dependency,
-    )
-    from ._model import (
         FunctionPlugin as FunctionPlugin,
-    )
-    from ._model import (
         Plugin as Plugin,
-    )
-    from ._model import (
         PluginContext as PluginContext,
-    )
-    from ._model import (
         PluginInfo as PluginInfo,
-    )
-    from ._model import (
         PluginState as PluginState,
     )
-    from ._policy import (
-        TrustPolicy as TrustPolicy,
-    )
+    from ._policy import TrustPolicy as TrustPolicy
     from ._registry import (
         DEFAULT_GROUP as DEFAULT_GROUP,
-    )
-    from ._registry import (
         Registry as Registry,
-    )
-    from ._registry import (
         get_registry as get_registry,
-    )
-    from ._registry import (
         register as register,
     )
-    from ._resolve import (
-        Plan as Plan,
-    )
-    from .prometheus import (
-        to_prometheus as to_prometheus,
-    )
+    from ._resolve import Plan as Plan
+    from .prometheus import to_prometheus as to_prometheus
 
 #: The subpackages and public modules reachable as attributes, imported on first use.
 _SUBMODULES = frozenset(

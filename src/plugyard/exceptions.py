@@ -44,8 +44,7 @@ failed because of another exception, that exception is chained as
 
 from __future__ import annotations
 
-from ._errorbase import SHOWN as _SHOWN
-from ._errorbase import PluginError, PluginWarning
+from ._errorbase import SHOWN as _SHOWN, PluginError, PluginWarning
 from ._public import present_as as _present_as
 from ._sandbox_errors import (
     CallTimeoutError,

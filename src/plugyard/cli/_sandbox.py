@@ -8,8 +8,7 @@ import json
 from typing import Any
 
 from ..exceptions import PluginError
-from ..runtime import Sandbox, probe
-from ..runtime import _conformance as conformance
+from ..runtime import Sandbox, _conformance as conformance, probe
 from ._output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Output, err
 
 
