@@ -149,9 +149,13 @@ class Index:
             return list(found)
         return [EntryPoint(*row[:7]) for row in found]
 
-    def rows(self, group: str) -> list[EntryPoint | _Row]:
-        """The entry points of ``group`` as the index holds them: built, or rows to build from."""
-        return list(self._groups.get(group) or ())
+    def rows(self, group: str) -> Sequence[EntryPoint | _Row]:
+        """The entry points of ``group`` as the index holds them: built, or rows to build from.
+
+        The index's own list, not a copy: read it, do not change it.
+        """
+        found: Sequence[EntryPoint | _Row] = self._groups.get(group) or ()
+        return found
 
 
 def by_name(items: Iterable[EntryPoint | _Row]) -> tuple[ByName, list[EntryPoint]]:
