@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import attrs
 import pytest
 from hypothesis import given, settings, strategies as st
 from prometheus_client.parser import text_string_to_metric_families
@@ -444,8 +443,9 @@ def fixture_families() -> dict[str, Any]:
             call(fail)
     csv.record_import(0.002)
     csv.record_setup(0.001)
-    odd = attrs.evolve(
-        MetricsSnapshot('we"ird\\gr\noup', "odd"),
+    odd = MetricsSnapshot(
+        'we"ird\\gr\noup',
+        "odd",
         calls=1,
         latency_buckets=(1,) + (0,) * (NBUCKETS - 1),
         latency_sum=1e-7,

@@ -22,6 +22,7 @@ FOUNDATION = [
     "plugyard._sandbox_errors",
     "plugyard._public",
     "plugyard._log",
+    "plugyard._value",
     "plugyard._model",
     "plugyard._singlefile",
 ]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import enum
 
-import attrs
-
 from ._discovery import EntryPoint
 from ._model import PluginInfo, PluginState
 from ._public import present_top_level as _present_top_level
+from ._value import Value
 
 
 class CandidateKind(str, enum.Enum):
@@ -28,12 +27,11 @@ class CandidateKind(str, enum.Enum):
         return self.value
 
 
-@attrs.frozen
-class Candidate:
+class Candidate(Value):
     """A plugin as the sources list it, and as each stage hands it on.
 
     Listing builds candidates without importing anything; loading returns a
-    new candidate (``attrs.evolve``) that knows the plugin's class or function
+    new candidate (``copy.replace``) that knows the plugin's class or function
     and its declared dependencies. What changes while a plugin runs (its
     state, instance, calls in flight) is not here: :meth:`PluginManager.candidates`
     stamps the state each plugin has at the moment it lists it.
@@ -61,20 +59,72 @@ class Candidate:
         why: Why this version is chosen or not (empty when there is no choice).
     """
 
+    __slots__ = (
+        "chosen",
+        "distribution",
+        "enabled",
+        "entry_point",
+        "group",
+        "info",
+        "kind",
+        "location",
+        "name",
+        "state",
+        "target",
+        "value",
+        "version",
+        "why",
+    )
+    _uncompared = frozenset({"info", "target", "why"})
+    _unshown = frozenset({"info", "entry_point", "target"})
+
     name: str
     group: str
     version: str
     distribution: str | None
     value: str
     kind: CandidateKind
-    info: PluginInfo = attrs.field(repr=False, eq=False)
-    state: PluginState = PluginState.DISCOVERED
-    enabled: bool = True
-    entry_point: EntryPoint | None = attrs.field(default=None, repr=False)
-    target: object = attrs.field(default=None, repr=False, eq=False)
-    location: str | None = None
-    chosen: bool = True
-    why: str = attrs.field(default="", eq=False)
+    info: PluginInfo
+    state: PluginState
+    enabled: bool
+    entry_point: EntryPoint | None
+    target: object
+    location: str | None
+    chosen: bool
+    why: str
+
+    def __init__(
+        self,
+        name: str,
+        group: str,
+        version: str,
+        distribution: str | None,
+        value: str,
+        kind: CandidateKind,
+        info: PluginInfo,
+        state: PluginState = PluginState.DISCOVERED,
+        enabled: bool = True,
+        entry_point: EntryPoint | None = None,
+        target: object = None,
+        location: str | None = None,
+        chosen: bool = True,
+        why: str = "",
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "name", name)
+        _set(self, "group", group)
+        _set(self, "version", version)
+        _set(self, "distribution", distribution)
+        _set(self, "value", value)
+        _set(self, "kind", kind)
+        _set(self, "info", info)
+        _set(self, "state", state)
+        _set(self, "enabled", enabled)
+        _set(self, "entry_point", entry_point)
+        _set(self, "target", target)
+        _set(self, "location", location)
+        _set(self, "chosen", chosen)
+        _set(self, "why", why)
 
     @property
     def imported(self) -> bool:

@@ -31,11 +31,10 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from . import _indexcache
 from ._metafiles import BrokenFileError, DelegateError, normalize, read_fast
 from ._public import present_top_level as _present_top_level
+from ._value import Value
 
 if TYPE_CHECKING:
     from importlib.metadata import Distribution, PackageMetadata
@@ -48,8 +47,7 @@ ZIP = "zip"
 FINDER = "finder"
 
 
-@attrs.frozen
-class EntryPoint:
+class EntryPoint(Value):
     """One entry point of an installed distribution.
 
     Attributes:
@@ -70,14 +68,38 @@ class EntryPoint:
             point, which cannot be found again from its path.
     """
 
+    __slots__ = ("dist", "distribution", "group", "layout", "name", "path", "value", "version")
+    _uncompared = _unshown = frozenset({"dist"})
+
     name: str
     group: str
     value: str
     distribution: str
     version: str
     path: str
-    layout: str = DIST_INFO
-    dist: Any = attrs.field(default=None, eq=False, repr=False)
+    layout: str
+    dist: Any
+
+    def __init__(
+        self,
+        name: str,
+        group: str,
+        value: str,
+        distribution: str,
+        version: str,
+        path: str,
+        layout: str = DIST_INFO,
+        dist: Any = None,
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "name", name)
+        _set(self, "group", group)
+        _set(self, "value", value)
+        _set(self, "distribution", distribution)
+        _set(self, "version", version)
+        _set(self, "path", path)
+        _set(self, "layout", layout)
+        _set(self, "dist", dist)
 
     @property
     def module(self) -> str:
@@ -96,8 +118,7 @@ class EntryPoint:
         return self.layout == DIST_INFO
 
 
-@attrs.frozen
-class BrokenDistribution:
+class BrokenDistribution(Value):
     """A distribution whose entry points cannot be read; it is left out of the listing.
 
     Attributes:
@@ -106,9 +127,16 @@ class BrokenDistribution:
         reason: What is wrong, e.g. the line of ``entry_points.txt`` that has no ``=``.
     """
 
+    __slots__ = ("distribution", "path", "reason")
+
     distribution: str
     path: str
     reason: str
+
+    def __init__(self, distribution: str, path: str, reason: str) -> None:
+        object.__setattr__(self, "distribution", distribution)
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "reason", reason)
 
     def __str__(self) -> str:
         return f"{self.distribution} ({self.path}): {self.reason}"

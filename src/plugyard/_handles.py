@@ -15,11 +15,10 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, Protocol
 
-import attrs
-
 from ._metrics import NO_ARGUMENT, PluginMetrics
 from ._model import PluginInfo, PluginState
 from ._public import present_top_level as _present_top_level
+from ._value import Value
 from .exceptions import PluginError, PluginNotFoundError
 
 #: The argument of a call made without one: the plugin's method is then called with none.
@@ -334,8 +333,7 @@ def no_execute(name: str) -> Callable[..., Any]:
     return refuse
 
 
-@attrs.frozen
-class MapResult:
+class MapResult(Value):
     """What one plugin answered to :meth:`PluginManager.map`.
 
     Attributes:
@@ -344,9 +342,16 @@ class MapResult:
         error: What the method raised, or ``None``.
     """
 
+    __slots__ = ("error", "plugin", "value")
+
     plugin: str
-    value: Any = None
-    error: BaseException | None = None
+    value: Any
+    error: BaseException | None
+
+    def __init__(self, plugin: str, value: Any = None, error: BaseException | None = None) -> None:
+        object.__setattr__(self, "plugin", plugin)
+        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "error", error)
 
     @property
     def ok(self) -> bool:

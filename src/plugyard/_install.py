@@ -44,6 +44,7 @@ from ._model import canonical
 from ._plugindirs import BadFile, Directories, DirectoryItem, Stamp, top_level
 from ._policy import TrustPolicy
 from ._sources import load_error
+from ._value import evolve
 from .exceptions import PluginLoadError, SignatureError, UnmetRequirementError
 
 if TYPE_CHECKING:
@@ -224,7 +225,7 @@ class Installer:
             raise load_error(
                 ep, f"cannot install {item.location}: {type(exc).__name__}: {exc}"
             ) from exc
-        return attrs.evolve(candidate, entry_point=attrs.evolve(ep, path=str(installed.dist_info)))
+        return evolve(candidate, entry_point=evolve(ep, path=str(installed.dist_info)))
 
     def install(self, item: DirectoryItem, plugin: str) -> Installation:
         """Install ``item`` (verified first, when the policy asks) unless it already is.

@@ -10,8 +10,6 @@ import importlib
 import time
 from collections.abc import Callable
 
-import attrs
-
 from . import _log
 from ._admission import admitted
 from ._candidate import Candidate
@@ -20,6 +18,7 @@ from ._model import PluginInfo
 from ._policy import Gate
 from ._registry import Registry, info_for
 from ._sources import ZERO, load_error, parse_version
+from ._value import evolve
 from .exceptions import PluginConflictError, PluginLoadError, SignatureError
 
 log = _log.Logger("plugyard")
@@ -98,7 +97,7 @@ def load(
             f"the object is registered as {declared.name!r}; an entry point's "
             "name must be the plugin's name",
         )
-    return attrs.evolve(
+    return evolve(
         candidate,
         info=bind(declared, ep),
         target=target,
@@ -134,7 +133,7 @@ def bind(info: PluginInfo, ep: EntryPoint) -> PluginInfo:
             f"the plugin declares version {info.version}, but its distribution is "
             f"{ep.distribution} {ep.version}; drop version= from register()",
         )
-    return attrs.evolve(info, version=version, distribution=ep.distribution)
+    return evolve(info, version=version, distribution=ep.distribution)
 
 
 def credit(candidate: Candidate, distribution: str, version: str | None) -> Candidate:
@@ -153,8 +152,8 @@ def credit(candidate: Candidate, distribution: str, version: str | None) -> Cand
             f"the plugin declares version {info.version}, but its distribution is "
             f"{distribution} {version}; drop version= from register()",
         )
-    info = attrs.evolve(info, version=parsed, distribution=distribution)
-    return attrs.evolve(candidate, info=info, version=str(parsed), distribution=distribution)
+    info = evolve(info, version=parsed, distribution=distribution)
+    return evolve(candidate, info=info, version=str(parsed), distribution=distribution)
 
 
 def bind_registered(candidate: Candidate, ep: EntryPoint) -> Candidate:
@@ -164,6 +163,4 @@ def bind_registered(candidate: Candidate, ep: EntryPoint) -> Candidate:
         PluginLoadError: as :func:`bind`.
     """
     info = bind(candidate.info, ep)
-    return attrs.evolve(
-        candidate, info=info, version=str(info.version), distribution=ep.distribution
-    )
+    return evolve(candidate, info=info, version=str(info.version), distribution=ep.distribution)

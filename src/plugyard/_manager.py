@@ -9,8 +9,6 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from . import _configure, _resolve, _start, _versions
 from ._asyncapi import AsyncAPI
 from ._bus import EventBus
@@ -24,6 +22,7 @@ from ._public import present_top_level as _present_top_level
 from ._registry import Registry, get_registry
 from ._reloadapi import ReloadAPI
 from ._table import Table
+from ._value import evolve
 from .exceptions import DependentsActiveError, ManagerBusyError, ManagerClosedError, PluginError
 
 if TYPE_CHECKING:
@@ -366,7 +365,7 @@ class PluginManager(AsyncAPI[T], ReloadAPI):
         """
         disabled = self._disabled.names()
         return [
-            attrs.evolve(c, enabled=c.name not in disabled) if c.name in disabled else c
+            evolve(c, enabled=c.name not in disabled) if c.name in disabled else c
             for c in self._table.listing(modules=True)
         ]
 

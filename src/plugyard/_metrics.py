@@ -25,9 +25,8 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-import attrs
-
 from ._public import present_top_level as _present_top_level
+from ._value import Value
 
 __all__ = [
     "LATENCY_BUCKETS",
@@ -75,8 +74,7 @@ def bucket_index(duration_ns: int) -> int:
     return min(max(raw - _FIRST_POWER, 0), len(LATENCY_BUCKETS))
 
 
-@attrs.frozen
-class MetricsSnapshot:
+class MetricsSnapshot(Value):
     """The metrics of one plugin at one moment.
 
     Attributes:
@@ -97,18 +95,63 @@ class MetricsSnapshot:
             version: a reloaded plugin's counts go on across the reload.
     """
 
+    __slots__ = (
+        "calls",
+        "errors",
+        "group",
+        "import_time",
+        "in_flight",
+        "last_error",
+        "last_error_time",
+        "latency_buckets",
+        "latency_sum",
+        "plugin",
+        "setup_time",
+        "versions",
+    )
+    _unhashed = frozenset({"versions"})
+
     plugin: str
     group: str
-    calls: int = 0
-    errors: int = 0
-    in_flight: int = 0
-    latency_buckets: tuple[int, ...] = (0,) * _NBUCKETS
-    latency_sum: float = 0.0
-    import_time: float | None = None
-    setup_time: float | None = None
-    last_error: str | None = None
-    last_error_time: float | None = None
-    versions: Mapping[str, int] = attrs.field(factory=dict, converter=_readonly, hash=False)
+    calls: int
+    errors: int
+    in_flight: int
+    latency_buckets: tuple[int, ...]
+    latency_sum: float
+    import_time: float | None
+    setup_time: float | None
+    last_error: str | None
+    last_error_time: float | None
+    versions: Mapping[str, int]
+
+    def __init__(
+        self,
+        plugin: str,
+        group: str,
+        calls: int = 0,
+        errors: int = 0,
+        in_flight: int = 0,
+        latency_buckets: tuple[int, ...] = (0,) * _NBUCKETS,
+        latency_sum: float = 0.0,
+        import_time: float | None = None,
+        setup_time: float | None = None,
+        last_error: str | None = None,
+        last_error_time: float | None = None,
+        versions: Mapping[str, int] | None = None,
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "plugin", plugin)
+        _set(self, "group", group)
+        _set(self, "calls", calls)
+        _set(self, "errors", errors)
+        _set(self, "in_flight", in_flight)
+        _set(self, "latency_buckets", latency_buckets)
+        _set(self, "latency_sum", latency_sum)
+        _set(self, "import_time", import_time)
+        _set(self, "setup_time", setup_time)
+        _set(self, "last_error", last_error)
+        _set(self, "last_error_time", last_error_time)
+        _set(self, "versions", _readonly({} if versions is None else versions))
 
     def quantile(self, q: float) -> float | None:
         """Estimate a latency quantile in seconds from the histogram.

@@ -7,11 +7,11 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-import attrs
 from packaging.version import InvalidVersion, Version
 
 from . import _log
 from ._public import present_top_level as _present_top_level
+from ._value import Value
 from .exceptions import InvalidPluginError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -97,8 +97,7 @@ def _specifier(spec: str) -> SpecifierSet:
     return SpecifierSet(spec)
 
 
-@attrs.frozen
-class Dependency:
+class Dependency(Value):
     """One declared dependency of a plugin.
 
     Attributes:
@@ -109,9 +108,18 @@ class Dependency:
             present, and is not required.
     """
 
+    __slots__ = ("name", "optional", "specifier")
+
     name: str
-    specifier: SpecifierSet = attrs.field(factory=lambda: _specifier(""))
-    optional: bool = False
+    specifier: SpecifierSet
+    optional: bool
+
+    def __init__(
+        self, name: str, specifier: SpecifierSet | None = None, optional: bool = False
+    ) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "specifier", _specifier("") if specifier is None else specifier)
+        object.__setattr__(self, "optional", optional)
 
     def accepts(self, version: Version) -> bool:
         """Whether ``version`` is in this dependency's range."""
@@ -179,8 +187,7 @@ def _split_requirement(item: object, plugin: str | None) -> tuple[str, str]:
     return req.name, str(req.specifier)
 
 
-@attrs.frozen
-class PluginInfo:
+class PluginInfo(Value):
     """What is known of a plugin without running it.
 
     Attributes:
@@ -193,13 +200,34 @@ class PluginInfo:
         distribution: The installed distribution that provides it, if any.
     """
 
+    __slots__ = ("depends_on", "distribution", "group", "name", "origin", "summary", "version")
+
     name: str
     group: str
     version: Version
-    depends_on: tuple[Dependency, ...] = ()
-    origin: str = ""
-    summary: str = ""
-    distribution: str | None = None
+    depends_on: tuple[Dependency, ...]
+    origin: str
+    summary: str
+    distribution: str | None
+
+    def __init__(
+        self,
+        name: str,
+        group: str,
+        version: Version,
+        depends_on: tuple[Dependency, ...] = (),
+        origin: str = "",
+        summary: str = "",
+        distribution: str | None = None,
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "name", name)
+        _set(self, "group", group)
+        _set(self, "version", version)
+        _set(self, "depends_on", depends_on)
+        _set(self, "origin", origin)
+        _set(self, "summary", summary)
+        _set(self, "distribution", distribution)
 
     @property
     def requires(self) -> tuple[Dependency, ...]:
@@ -224,15 +252,19 @@ class Plugin:
         """Release what ``setup`` acquired; dependents are torn down first."""
 
 
-@attrs.frozen
-class FunctionPlugin:
+class FunctionPlugin(Value):
     """The instance a function plugin runs as: ``execute`` is the function.
 
     Attributes:
         execute: The registered function.
     """
 
+    __slots__ = ("execute",)
+
     execute: Callable[..., Any]
+
+    def __init__(self, execute: Callable[..., Any]) -> None:
+        object.__setattr__(self, "execute", execute)
 
 
 class PluginContext:

@@ -6,10 +6,9 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-import attrs
-
 from . import _log
 from ._public import present_top_level as _present_top_level
+from ._value import Value, evolve
 from .exceptions import SignatureError
 
 if TYPE_CHECKING:
@@ -26,15 +25,14 @@ Mode = Literal["off", "warn", "require"]
 _MODES = ("off", "warn", "require")
 
 
-def _check_modes(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+def _check_modes(field: str, value: Any) -> None:
     modes = [value] if isinstance(value, str) else list(dict(value).values())
     for mode in modes:
         if mode not in _MODES:
-            raise ValueError(f"{attribute.name}: trust mode {mode!r} is not one of {_MODES}")
+            raise ValueError(f"{field}: trust mode {mode!r} is not one of {_MODES}")
 
 
-@attrs.frozen
-class TrustPolicy:
+class TrustPolicy(Value):
     """Which installed plugins must verify before import, against which keys.
 
     Plugins registered in code are the application's own and are not
@@ -62,17 +60,36 @@ class TrustPolicy:
             other than ``off`` is set without a keyring.
     """
 
-    mode: Mode = attrs.field(default="off", validator=_check_modes)
-    keyring: Keyring | None = None
-    groups: Mapping[str, Mode] = attrs.field(factory=dict, validator=_check_modes)
-    plugins: Mapping[str, Mode] = attrs.field(factory=dict, validator=_check_modes)
-    untrusted: Literal["refuse", "sandbox"] = attrs.field(
-        default="refuse", validator=attrs.validators.in_(("refuse", "sandbox"))
-    )
+    __slots__ = ("groups", "keyring", "mode", "plugins", "untrusted")
 
-    def __attrs_post_init__(self) -> None:
-        used = {self.mode, *self.groups.values(), *self.plugins.values()}
-        if used != {"off"} and self.keyring is None:
+    mode: Mode
+    keyring: Keyring | None
+    groups: Mapping[str, Mode]
+    plugins: Mapping[str, Mode]
+    untrusted: Literal["refuse", "sandbox"]
+
+    def __init__(
+        self,
+        mode: Mode = "off",
+        keyring: Keyring | None = None,
+        groups: Mapping[str, Mode] | None = None,
+        plugins: Mapping[str, Mode] | None = None,
+        untrusted: Literal["refuse", "sandbox"] = "refuse",
+    ) -> None:
+        groups = {} if groups is None else groups
+        plugins = {} if plugins is None else plugins
+        for field, value in (("mode", mode), ("groups", groups), ("plugins", plugins)):
+            _check_modes(field, value)
+        if untrusted not in ("refuse", "sandbox"):
+            raise ValueError(f"untrusted: {untrusted!r} is not one of ('refuse', 'sandbox')")
+        _set = object.__setattr__
+        _set(self, "mode", mode)
+        _set(self, "keyring", keyring)
+        _set(self, "groups", groups)
+        _set(self, "plugins", plugins)
+        _set(self, "untrusted", untrusted)
+        used = {mode, *groups.values(), *plugins.values()}
+        if used != {"off"} and keyring is None:
             raise ValueError(
                 "a trust policy that verifies needs a keyring: "
                 "TrustPolicy(mode=..., keyring=Keyring.from_directory(...))"
@@ -104,15 +121,22 @@ def verified_importer() -> VerifiedImporter:
         return _importer
 
 
-@attrs.frozen
-class _Admission:
+class _Admission(Value):
     """A distribution whose code the gate let run unverified, or refused."""
+
+    __slots__ = ("dist_info", "distribution", "mode", "version")
 
     distribution: str
     version: str
     dist_info: str
     #: ``"off"`` or ``"warn"`` (imported the ordinary way), ``"refused"``.
     mode: str
+
+    def __init__(self, distribution: str, version: str, dist_info: str, mode: str) -> None:
+        object.__setattr__(self, "distribution", distribution)
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "dist_info", dist_info)
+        object.__setattr__(self, "mode", mode)
 
 
 # By dist-info directory, for every manager: a registry is shared by all, so
@@ -213,7 +237,7 @@ class Gate:
             self._results[ep.path] = result
         error = self._verified(result, ep)
         if error is None:
-            return attrs.evolve(ep, version=result.version or ep.version)
+            return evolve(ep, version=result.version or ep.version)
         if mode == "warn":
             problems = "; ".join(f"{p.kind}: {p}" for p in error.problems)
             log.warning(

@@ -9,10 +9,9 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any, TypeVar, overload
 
-import attrs
-
 from ._model import DependsOn, PluginInfo, check_name, parse_depends_on, parse_version
 from ._public import present_top_level as _present_top_level
+from ._value import Value
 from .exceptions import DuplicatePluginError, InvalidPluginError, PluginNotFoundError
 
 T = TypeVar("T")
@@ -21,11 +20,17 @@ T = TypeVar("T")
 DEFAULT_GROUP = "plugyard.default"
 
 
-@attrs.frozen
-class _Entry:
+class _Entry(Value):
+    __slots__ = ("info", "registrant", "target")
+
     info: PluginInfo
     target: object
-    registrant: str | None = None
+    registrant: str | None
+
+    def __init__(self, info: PluginInfo, target: object, registrant: str | None = None) -> None:
+        object.__setattr__(self, "info", info)
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "registrant", registrant)
 
 
 def _registrant() -> str | None:

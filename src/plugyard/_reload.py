@@ -54,6 +54,7 @@ from ._policy import Gate
 from ._registry import Registry
 from ._sources import Installed
 from ._table import Table
+from ._value import evolve
 from .exceptions import (
     ConfigError,
     DependencyVersionError,
@@ -277,9 +278,7 @@ class Reload:
                         f"{new.version} does not provide {s.name!r}, which is active and of "
                         f"the same distribution",
                     )
-                counterpart = attrs.evolve(
-                    counterpart, chosen=True, why=f"reloaded ({self.reason})"
-                )
+                counterpart = evolve(counterpart, chosen=True, why=f"reloaded ({self.reason})")
                 self._swaps.append(_Swap(s, s.candidate, s.instance, s.config, counterpart))
             elif s.name in dependents:
                 self._swaps.append(_Swap(s, s.candidate, s.instance, s.config, s.candidate))

@@ -11,10 +11,9 @@ import heapq
 from collections import deque
 from collections.abc import Iterable, Mapping
 
-import attrs
-
 from ._model import PluginInfo
 from ._public import present_top_level as _present_top_level
+from ._value import Value
 from .exceptions import (
     DependencyCycleError,
     DependencyError,
@@ -25,8 +24,7 @@ from .exceptions import (
 )
 
 
-@attrs.frozen
-class Plan:
+class Plan(Value):
     """The outcome of resolving a set of plugins.
 
     Attributes:
@@ -37,9 +35,21 @@ class Plan:
             up after (optional ones only when present).
     """
 
+    __slots__ = ("edges", "failures", "order")
+
     order: tuple[str, ...]
     failures: Mapping[str, PluginError]
     edges: Mapping[str, tuple[str, ...]]
+
+    def __init__(
+        self,
+        order: tuple[str, ...],
+        failures: Mapping[str, PluginError],
+        edges: Mapping[str, tuple[str, ...]],
+    ) -> None:
+        object.__setattr__(self, "order", order)
+        object.__setattr__(self, "failures", failures)
+        object.__setattr__(self, "edges", edges)
 
 
 def plan(

@@ -18,13 +18,13 @@ import functools
 import sys
 from collections.abc import Mapping, Sequence
 
-import attrs
 from packaging.version import InvalidVersion, Version
 
 from . import _discovery, _log, _versions
 from ._candidate import Candidate, CandidateKind
 from ._discovery import BrokenDistribution, EntryPoint
 from ._model import PluginInfo, PluginState, canonical, check_name
+from ._value import evolve
 from .exceptions import (
     InvalidPluginError,
     PluginConflictError,
@@ -155,7 +155,7 @@ class Installed:
             return self.candidate_of(eps[0], state=state)
         found = self.versions(name, ranges)
         chosen = next((c for c in found if c.chosen), found[0])
-        return chosen if state is PluginState.DISCOVERED else attrs.evolve(chosen, state=state)
+        return chosen if state is PluginState.DISCOVERED else evolve(chosen, state=state)
 
     def candidate_of(
         self,

@@ -10,13 +10,12 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from . import _resolve
 from ._configure import Disabled, disabled_error, initial
 from ._lifecycle import Invoker, Lifecycle, Slot
 from ._model import PluginState
 from ._table import Table
+from ._value import evolve
 from .exceptions import ConfigError, DependencyFailedError, PluginError
 
 if TYPE_CHECKING:
@@ -77,7 +76,7 @@ def plan(table: Table) -> _resolve.Plan:
         elif slot.error is not None:
             failures[name] = slot.error
     planned = _resolve.plan(startable, table.known(), failures)
-    return attrs.evolve(planned, failures={**failures, **planned.failures})
+    return evolve(planned, failures={**failures, **planned.failures})
 
 
 def _activate(

@@ -16,8 +16,6 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from . import _admission, _loader, _log
 from ._candidate import Candidate, CandidateKind
 from ._discovery import EntryPoint
@@ -28,6 +26,7 @@ from ._model import PluginInfo, PluginState, canonical
 from ._policy import Gate
 from ._registry import Registry
 from ._sources import Installed, module_candidate, registered
+from ._value import evolve
 from ._versions import Range
 from .exceptions import PluginError, PluginNotFoundError, SignatureError
 
@@ -140,7 +139,7 @@ class Table:
             slots = {only: self.slots[only]}
         installed = self.installed()
         listed = {
-            (name, slot.candidate.kind): attrs.evolve(slot.candidate, state=slot.state)
+            (name, slot.candidate.kind): evolve(slot.candidate, state=slot.state)
             for name, slot in slots.items()
         }
         others: list[Candidate] = []
@@ -165,7 +164,7 @@ class Table:
             if chosen is None:  # the usual case: one version, made with its state
                 listed[name, CandidateKind.ENTRY_POINT] = installed.candidate(name, state=state)
             else:
-                listed[name, CandidateKind.ENTRY_POINT] = attrs.evolve(chosen, state=state)
+                listed[name, CandidateKind.ENTRY_POINT] = evolve(chosen, state=state)
             others.extend(c for c in found if c is not chosen)
         for info, target in self.registry.entries() if only is None else self._entry(only):
             if info.name not in slots and info.name not in installed.by_name:
@@ -222,7 +221,7 @@ class Table:
                 return candidate, None
             return _loader.bind_registered(candidate, provider), None
         except PluginError as error:
-            return attrs.evolve(candidate, target=None), error
+            return evolve(candidate, target=None), error
 
     def add_slot(self, candidate: Candidate) -> Slot:
         name = candidate.name
@@ -501,7 +500,7 @@ def _beside(slot: Slot, versions: list[Candidate]) -> list[Candidate]:
         why = candidate.why
         if candidate.chosen:
             why = f"newest allowed, but {mine.version} is {slot.state.value}; reload() to switch"
-        found.append(attrs.evolve(candidate, chosen=False, why=why))
+        found.append(evolve(candidate, chosen=False, why=why))
     return found
 
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-import attrs
 from packaging.version import InvalidVersion, Version
 
 from ._candidate import Candidate
+from ._value import evolve
 from .exceptions import InvalidPluginError
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def choose(
         else:
             newer = ordered[pick].version if pick is not None else ordered[0].version
             why = f"older than {newer}"
-        found.append(attrs.evolve(candidate, chosen=index == pick, why=why))
+        found.append(evolve(candidate, chosen=index == pick, why=why))
     return found
 
 

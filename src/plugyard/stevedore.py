@@ -58,6 +58,7 @@ from ._model import PluginInfo
 from ._policy import Gate, TrustPolicy
 from ._registry import Registry, get_registry
 from ._sources import ZERO, parse_version
+from ._value import evolve
 from .exceptions import PluginConflictError, PluginError
 
 __all__ = [
@@ -224,7 +225,7 @@ def _info(ext: _Extension, namespace: str, registry: Registry) -> PluginInfo | N
         return None
     entry = getattr(ext.entry_point, "index_entry", None)
     version = parse_version(entry.version) if entry is not None else None
-    return attrs.evolve(declared, name=ext.name, version=version or ZERO)
+    return evolve(declared, name=ext.name, version=version or ZERO)
 
 
 def _ordered(

@@ -8,12 +8,11 @@ import importlib
 import json
 from typing import Any
 
-import attrs
-
 from .. import Candidate, PluginInfo, PluginManager, PluginState, TrustPolicy
 from .._discovery import entry_points, read_index
 from .._policy import Mode
 from .._registry import origin_of
+from .._value import asdict
 from ..exceptions import InvalidKeyError, PluginError, PluginInterfaceError
 from ._output import EXIT_FAILED, EXIT_OK, Output, UsageError, err, report
 
@@ -209,7 +208,7 @@ def metrics(manager: PluginManager, args: argparse.Namespace, out: Output) -> in
     snapshots = manager.metrics()
     if args.json:
         document = {
-            name: {**attrs.asdict(s), "versions": dict(s.versions)} for name, s in snapshots.items()
+            name: {**asdict(s), "versions": dict(s.versions)} for name, s in snapshots.items()
         }
         json.dump(document, out, indent=2)
         out.write("\n")

@@ -29,6 +29,7 @@ from .._candidate import Candidate, CandidateKind
 from .._configtypes import plain
 from .._handles import MISSING
 from .._model import PluginContext, PluginInfo, parse_depends_on
+from .._value import evolve
 from ..exceptions import PluginError
 from ._isolation import Sandbox, python_path
 from ._supervisor import Supervisor
@@ -250,7 +251,7 @@ class Host:
         """A registered candidate with the proxy as its target, if it is to run isolated."""
         target = candidate.target
         if isinstance(target, type) and issubclass(target, SandboxedPlugin):
-            return attrs.evolve(candidate, target=self.bind(target.__plugyard_sandbox__, target))
+            return evolve(candidate, target=self.bind(target.__plugyard_sandbox__, target))
         if candidate.kind is CandidateKind.REGISTERED and self.isolated(candidate):
             command = worker_command(
                 candidate.info.origin,
@@ -258,7 +259,7 @@ class Host:
                 candidate.group,
                 threads=self.policy.threads,
             )
-            return attrs.evolve(candidate, target=self.bind(command))
+            return evolve(candidate, target=self.bind(command))
         return candidate
 
     def bind(
@@ -291,8 +292,8 @@ class Host:
         hello = supervisor.start()
         info = candidate.info
         depends = parse_depends_on(list(hello.depends_on), plugin=candidate.name)
-        info = attrs.evolve(info, depends_on=depends, origin=value)
-        return attrs.evolve(candidate, info=info, target=self.bind(command, warm=supervisor))
+        info = evolve(info, depends_on=depends, origin=value)
+        return evolve(candidate, info=info, target=self.bind(command, warm=supervisor))
 
     def supervisor(self, info: PluginInfo, command: Command) -> Supervisor:
         """A new supervisor for plugin ``info``, stopped when the host closes."""

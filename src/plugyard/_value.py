@@ -1,0 +1,116 @@
+"""The base of the frozen value types a first call builds, made without attrs.
+
+``import attrs`` costs about 16 ms on top of what a first call imports anyway
+(it brings ``inspect``, ``ast``, ``dis``, ``tokenize`` and ``platform``), and
+making each attrs class about 0.4 ms more: together some 40% of a first call
+of one installed plugin. So the value types on that path (entry points,
+candidates, plugin infos, trust policies, plans, metrics snapshots, map
+results) derive from :class:`Value` instead. Off that path (events, typed
+configuration, the trust package, the sandbox) attrs stays the tool.
+
+A subclass names its fields in ``__slots__`` and writes its own ``__init__``
+(so its signature is plain to readers and type checkers), whose parameters
+are the fields in order, setting each once with ``object.__setattr__``. It gets what
+``@attrs.frozen`` gives: equality and hash over its fields (less those in
+``_uncompared``; ``_unhashed`` ones take part in equality only), a ``repr``
+(less those in ``_unshown``), assignment refused with :class:`FrozenError`,
+``__match_args__``, pickling and copying, and ``copy.replace()``
+(``__replace__``, which :func:`evolve` calls on every Python).
+"""
+
+from __future__ import annotations
+
+from operator import attrgetter
+from typing import Any, ClassVar, TypeVar
+
+V = TypeVar("V", bound="Value")
+
+
+class FrozenError(AttributeError):
+    """An attribute of a frozen value was assigned or deleted."""
+
+
+def _rebuild(cls: type[V], state: dict[str, Any]) -> V:
+    value = cls.__new__(cls)
+    for name, field in state.items():
+        object.__setattr__(value, name, field)
+    return value
+
+
+class Value:
+    """A frozen value with slots: equality, hash and ``repr`` over its fields."""
+
+    __slots__ = ("__weakref__",)
+
+    _fields: ClassVar[tuple[str, ...]] = ()
+    #: Fields left out of equality and the hash.
+    _uncompared: ClassVar[frozenset[str]] = frozenset()
+    #: Fields left out of the hash only (e.g. a mapping).
+    _unhashed: ClassVar[frozenset[str]] = frozenset()
+    #: Fields left out of ``repr``.
+    _unshown: ClassVar[frozenset[str]] = frozenset()
+    _compared: ClassVar[attrgetter[Any]]
+    _hashed: ClassVar[attrgetter[Any]]
+    _shown: ClassVar[tuple[str, ...]] = ()
+    __match_args__: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        # The fields, in order, are __init__'s parameters; each must be a slot.
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            raise TypeError(f"{cls.__qualname__} must define __init__, taking its fields")
+        code = init.__code__
+        cls._fields = code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
+        slots = cls.__dict__.get("__slots__", ())
+        if set(cls._fields) != ({slots} if isinstance(slots, str) else set(slots)):
+            raise TypeError(
+                f"{cls.__qualname__}.__init__ takes {cls._fields}, not its __slots__ {slots}"
+            )
+        compared = [f for f in cls._fields if f not in cls._uncompared]
+        hashed = [f for f in compared if f not in cls._unhashed]
+        if not hashed:
+            raise TypeError(f"{cls.__qualname__} needs a field that is hashed")
+        # One C call gets all the fields (a tuple of them; the field itself when one).
+        cls._compared = attrgetter(*compared)
+        cls._hashed = attrgetter(*hashed)
+        cls._shown = tuple(f for f in cls._fields if f not in cls._unshown)
+        cls.__match_args__ = cls._fields  # type: ignore[misc]
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenError(f"{type(self).__qualname__} is frozen: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenError(f"{type(self).__qualname__} is frozen: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return bool(self._compared(self) == self._compared(other))
+
+    def __hash__(self) -> int:
+        return hash((self.__class__, self._hashed(self)))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._shown)
+        return f"{type(self).__qualname__}({fields})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (self.__class__, {f: getattr(self, f) for f in self._fields})
+
+    def __replace__(self: V, **changes: Any) -> V:
+        """A copy with ``changes`` applied, made by ``__init__`` (so checked again)."""
+        unknown = changes.keys() - set(self._fields)
+        if unknown:
+            raise TypeError(f"{type(self).__qualname__} has no field {min(unknown)!r}")
+        return self.__class__(**{f: getattr(self, f) for f in self._fields} | changes)
+
+
+def evolve(value: V, **changes: Any) -> V:
+    """A copy of ``value`` with ``changes`` applied (``copy.replace`` before Python 3.13)."""
+    return value.__replace__(**changes)
+
+
+def asdict(value: Value) -> dict[str, Any]:
+    """The fields of ``value`` by name, in order (not recursive)."""
+    return {f: getattr(value, f) for f in value._fields}
