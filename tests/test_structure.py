@@ -23,6 +23,7 @@ FOUNDATION = [
     "plugyard._public",
     "plugyard._log",
     "plugyard._value",
+    "plugyard._introspect",
     "plugyard._model",
     "plugyard._singlefile",
 ]

@@ -9,11 +9,11 @@ itself, with no thread.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic
 
 from ._handles import MapResult, PluginHandle, T
+from ._introspect import isawaitable
 from ._lifecycle import Invoker
 from ._model import PluginState
 
@@ -53,7 +53,7 @@ class AsyncAPI(Generic[T]):
         else:
             handle = await self._in_thread(self._ensure_active, name, call="aexecute")
         result = handle.execute(data)
-        if inspect.isawaitable(result):
+        if isawaitable(result):
             result = await result
         return result
 
@@ -71,7 +71,7 @@ class AsyncAPI(Generic[T]):
         for handle in self._active_handles():
             try:
                 value = handle.call(method, *args, **kwargs)
-                if inspect.isawaitable(value):
+                if isawaitable(value):
                     value = await value
             except Exception as exc:  # noqa: PERF203 - each plugin's error is its own result
                 if propagate:

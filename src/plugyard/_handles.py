@@ -11,10 +11,10 @@ the old callable is sent to whatever the handle holds by then instead.
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, Protocol
 
+from ._introspect import isawaitable, iscoroutinefunction
 from ._metrics import NO_ARGUMENT, PluginMetrics
 from ._model import PluginInfo, PluginState
 from ._public import present_top_level as _present_top_level
@@ -195,14 +195,14 @@ def _counted(
     enter = calls.append
     leave = calls.pop
 
-    if inspect.iscoroutinefunction(method):
+    if iscoroutinefunction(method):
 
         async def call_async(data: Any = MISSING, /) -> Any:
             enter(None)
             if closed[0]:
                 leave()
                 result = redirect(data)
-                return (await result) if inspect.isawaitable(result) else result
+                return (await result) if isawaitable(result) else result
             try:
                 return await (method() if data is MISSING else method(data))
             finally:
@@ -291,7 +291,7 @@ def _invoke(
     if fn is None or not callable(fn):
         calls.pop()
         raise PluginError(f"plugin {handle.name!r} has no method {method}()", plugin=handle.name)
-    if inspect.iscoroutinefunction(fn):
+    if iscoroutinefunction(fn):
         calls.pop()
         return _counted_await(handle, method, fn, args, kwargs, calls, closed, metrics)
     try:
@@ -315,7 +315,7 @@ async def _counted_await(
     if closed[0]:
         calls.pop()
         result = handle.call(method, *args, **kwargs)
-        return (await result) if inspect.isawaitable(result) else result
+        return (await result) if isawaitable(result) else result
     try:
         if metrics is None:
             return await fn(*args, **kwargs)

@@ -11,10 +11,9 @@ call back into the manager.
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from types import MappingProxyType
+from types import CoroutineType, MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
 from . import _log
@@ -28,7 +27,7 @@ from ._handles import (
     refusing,
     refusing_call,
 )
-from ._interface import problems
+from ._introspect import isawaitable, iscoroutinefunction
 from ._metrics import GroupMetrics
 from ._model import FunctionPlugin, PluginContext, PluginInfo, PluginState
 from ._registry import origin_of
@@ -150,7 +149,7 @@ class Invoker:
         Raises:
             PluginError: ``method`` is ``async def`` and there is no loop.
         """
-        if self.loop is None and inspect.iscoroutinefunction(method):
+        if self.loop is None and iscoroutinefunction(method):
             raise PluginError(
                 f"plugin {plugin!r} has an async {what}(); call it through the async API: "
                 f"await manager.{self.call}(...)",
@@ -161,9 +160,9 @@ class Invoker:
         """Call ``method(*args)``, awaiting it on the loop if it is a coroutine."""
         self.check(plugin, method, what)
         result = method(*args)
-        if inspect.isawaitable(result):
+        if isawaitable(result):
             if self.loop is None:
-                if inspect.iscoroutine(result):
+                if isinstance(result, CoroutineType):
                     result.close()
                 raise PluginError(
                     f"plugin {plugin!r}: {what}() returned an awaitable; call it through the "
@@ -285,13 +284,15 @@ class Lifecycle:
         interrupt: BaseException | None = None
         try:
             if self.interface is not None:
+                from ._interface import problems  # inspect's signatures: only with an interface
+
                 wrong = problems(target, self.interface)
                 if wrong:
                     raise PluginInterfaceError(info.name, origin_of(self.interface), wrong)
-            setup = getattr(target, "setup", None) if inspect.isclass(target) else None
+            setup = getattr(target, "setup", None) if isinstance(target, type) else None
             if setup is not None:
                 invoke.check(info.name, setup, "setup")
-            if inspect.isclass(target):
+            if isinstance(target, type):
                 slot.instance = target()
             else:
                 slot.instance = FunctionPlugin(cast("Callable[..., Any]", target))

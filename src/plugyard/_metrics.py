@@ -17,7 +17,6 @@ bucket: within a factor of two.
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 import weakref
@@ -25,6 +24,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from ._introspect import isawaitable, iscoroutinefunction
 from ._public import present_top_level as _present_top_level
 from ._value import Value
 
@@ -358,7 +358,7 @@ class PluginMetrics:
         # a copy of the slot never holds more errors than calls. ``calls``
         # holds the call from before the closed check to after the
         # bookkeeping, so a drain sees it whole.
-        if inspect.iscoroutinefunction(fn):
+        if iscoroutinefunction(fn):
 
             async def call_async(data: Any = NO_ARGUMENT, /) -> Any:
                 nonlocal local
@@ -366,7 +366,7 @@ class PluginMetrics:
                 if closed[0]:
                     leave()
                     result = redirect(data)
-                    return (await result) if inspect.isawaitable(result) else result
+                    return (await result) if isawaitable(result) else result
                 try:
                     slot = local.slot  # type: ignore[union-attr]
                 except AttributeError:
@@ -437,7 +437,7 @@ class PluginMetrics:
         start = self._clock()
         try:
             result = fn(*args, **kwargs)
-            if inspect.isawaitable(result):
+            if isawaitable(result):
                 return self._measured(result, slot, start)
         except BaseException as exc:
             self._count(slot, start, exc)

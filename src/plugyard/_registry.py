@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any, TypeVar, overload
 
+from ._introspect import summary
 from ._model import DependsOn, PluginInfo, check_name, parse_depends_on, parse_version
 from ._public import present_top_level as _present_top_level
 from ._value import Value
@@ -84,14 +84,13 @@ def info_for(
         raise InvalidPluginError(
             plugin_name, "a plugin cannot depend on itself", plugin=plugin_name
         )
-    doc = obj.__doc__ if inspect.isclass(obj) or inspect.isroutine(obj) else None
     return PluginInfo(
         name=plugin_name,
         group=check_name(group, what="group name"),
         version=parse_version("0" if version is None else version, plugin=plugin_name),
         depends_on=tuple(sorted(required + optional, key=lambda d: d.name)),
         origin=origin_of(obj),
-        summary=(inspect.cleandoc(doc).partition("\n")[0] if doc else ""),
+        summary=summary(obj),
         distribution=distribution,
     )
 
