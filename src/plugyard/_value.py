@@ -51,6 +51,8 @@ class Value:
     _unshown: ClassVar[frozenset[str]] = frozenset()
     _compared: ClassVar[attrgetter[Any]]
     _hashed: ClassVar[attrgetter[Any]]
+    _values: ClassVar[attrgetter[Any]]
+    _field_set: ClassVar[frozenset[str]]
     _shown: ClassVar[tuple[str, ...]] = ()
     __match_args__: ClassVar[tuple[str, ...]] = ()
 
@@ -74,6 +76,9 @@ class Value:
         # One C call gets all the fields (a tuple of them; the field itself when one).
         cls._compared = attrgetter(*compared)
         cls._hashed = attrgetter(*hashed)
+        cls._field_set = frozenset(cls._fields)
+        # Always a tuple, even of one field; zip() with _fields drops the class.
+        cls._values = attrgetter(*cls._fields, "__class__")
         cls._shown = tuple(f for f in cls._fields if f not in cls._unshown)
         cls.__match_args__ = cls._fields  # type: ignore[misc]
 
@@ -96,14 +101,16 @@ class Value:
         return f"{type(self).__qualname__}({fields})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return _rebuild, (self.__class__, {f: getattr(self, f) for f in self._fields})
+        return _rebuild, (self.__class__, dict(zip(self._fields, self._values(self), strict=False)))
 
     def __replace__(self: V, **changes: Any) -> V:
         """A copy with ``changes`` applied, made by ``__init__`` (so checked again)."""
-        unknown = changes.keys() - set(self._fields)
-        if unknown:
-            raise TypeError(f"{type(self).__qualname__} has no field {min(unknown)!r}")
-        return self.__class__(**{f: getattr(self, f) for f in self._fields} | changes)
+        if not self._field_set.issuperset(changes):
+            unknown = min(changes.keys() - self._field_set)
+            raise TypeError(f"{type(self).__qualname__} has no field {unknown!r}")
+        fields = dict(zip(self._fields, self._values(self), strict=False))
+        fields.update(changes)
+        return self.__class__(**fields)
 
 
 def evolve(value: V, **changes: Any) -> V:
@@ -113,4 +120,4 @@ def evolve(value: V, **changes: Any) -> V:
 
 def asdict(value: Value) -> dict[str, Any]:
     """The fields of ``value`` by name, in order (not recursive)."""
-    return {f: getattr(value, f) for f in value._fields}
+    return dict(zip(value._fields, value._values(value), strict=False))
