@@ -5,9 +5,9 @@ Each layer is probed once per process (:func:`probe`) and reported by
 into what the child is started with: its command (wrapped in ``bwrap`` when
 that layer is used), a scrubbed environment, a private working directory,
 and the function that runs in the child between ``fork`` and ``exec``
-(rlimits, ``no_new_privs``, Landlock, seccomp, the parent-death signal, the
-pipes on fds 3 and 4). A layer the policy requires that the machine lacks
-fails the plugin before anything is started.
+(the pipes on fds 3 and 4, the cgroup, the user, the parent-death signal,
+``no_new_privs``, rlimits, Landlock, seccomp). A layer the policy requires
+that the machine lacks fails the plugin before anything is started.
 """
 
 from __future__ import annotations
@@ -84,8 +84,10 @@ class Sandbox:
         processes: Processes and threads the plugin may add (``RLIMIT_NPROC``,
             counted over its user: the user's tasks at start plus this many).
         user: A user name or uid to run the plugin as (the host must be
-            root); ``None`` runs it as the host's own user. The plugin's
-            interpreter and code must be readable by that user.
+            root), with that user's groups (a uid without a passwd entry:
+            the group of the same number alone); ``None`` runs it as the
+            host's own user. The plugin's interpreter and code must be
+            readable by that user.
         landlock: Use Landlock where the kernel has it: reading anywhere,
             writing only in the private directory, no TCP.
         seccomp: Use the seccomp filter where the kernel has it.
@@ -251,12 +253,25 @@ class Launch:
     cgroup: _cgroup.PidsGroup | None = None
 
 
-def _user(policy: Sandbox) -> int | None:
-    if isinstance(policy.user, str):
-        import pwd
+def _user(policy: Sandbox) -> tuple[int, int, tuple[int, ...]] | None:
+    """The uid, primary group and supplementary groups of ``policy.user``, if any.
 
-        return pwd.getpwnam(policy.user).pw_uid
-    return policy.user
+    A uid without a passwd entry gets the group of the same number and no other.
+    """
+    if policy.user is None:
+        return None
+    import pwd
+
+    try:
+        if isinstance(policy.user, str):
+            entry = pwd.getpwnam(policy.user)
+        else:
+            entry = pwd.getpwuid(policy.user)
+    except KeyError:
+        if isinstance(policy.user, str):
+            raise
+        return policy.user, policy.user, (policy.user,)
+    return entry.pw_uid, entry.pw_gid, tuple(os.getgrouplist(entry.pw_name, entry.pw_gid))
 
 
 def _tasks_of(uid: int) -> int:
@@ -304,7 +319,8 @@ def prepare(
     wanted = {"rlimits", "environment", "cwd", "no_new_privs"}
     if policy.processes is not None:
         wanted.add("cgroup")
-    uid = _user(policy)
+    identity = _user(policy)
+    uid = identity[0] if identity is not None else None
     if uid is not None and uid != (os.getuid() if hasattr(os, "getuid") else None):
         wanted.add("user")
     if policy.bwrap and found["bwrap"].available:
@@ -323,8 +339,9 @@ def prepare(
 
     sweep()
     cwd = tempfile.mkdtemp(prefix=f"{_PRIVATE_PREFIX}{os.getpid()}-")
-    if uid is not None and "user" in applied:
-        os.chown(cwd, uid, uid)
+    switch = identity if identity is not None and "user" in applied else None
+    if switch is not None:
+        os.chown(cwd, switch[0], switch[1])
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": cwd,
@@ -377,7 +394,7 @@ def prepare(
                 raise IsolationError(["cgroup"], {"cgroup": str(exc)}) from exc
             applied = tuple(n for n in applied if n != "cgroup")
     limits = _rlimits(policy, uid, counted=cgroup is None)
-    preexec = _preexec(pipes, seccomp_fd, limits, landlock, seccomp, os.getpid(), cgroup)
+    preexec = _preexec(pipes, seccomp_fd, limits, landlock, seccomp, os.getpid(), cgroup, switch)
     return Launch(
         argv=tuple(command),
         env=env,
@@ -385,7 +402,7 @@ def prepare(
         applied=applied,
         preexec=preexec,
         pass_fds=tuple(pass_fds),
-        user=uid if "user" in applied else None,
+        user=switch[0] if switch is not None else None,
         host_fds=() if seccomp_fd is None else (seccomp_fd,),
         cgroup=cgroup,
     )
@@ -413,8 +430,14 @@ def _preexec(
     seccomp: _kernel.Seccomp | None,
     host: int,
     cgroup: _cgroup.PidsGroup | None,
+    user: tuple[int, int, tuple[int, ...]] | None,
 ) -> Callable[[], None]:
-    """The function run in the child after ``fork``: all of it prepared before the fork."""
+    """The function run in the child after ``fork``: all of it prepared before the fork.
+
+    It switches to ``user`` itself, not subprocess's ``user=``: subprocess
+    switches before it runs this function, and joining the cgroup (whose
+    ``cgroup.procs`` is root's) needs root.
+    """
     setrlimit = resource.setrlimit
     prctl = _kernel.prctl
     linux = platform.system() == "Linux"
@@ -430,15 +453,18 @@ def _preexec(
         targets = (HOST_TO_PLUGIN_FD, PLUGIN_TO_HOST_FD, _BWRAP_SECCOMP_FD)[: len(moved)]
         for target, fd in zip(targets, moved, strict=True):
             os.dup2(fd, target)
+        if cgroup is not None:
+            cgroup.join()
+        if user is not None:
+            _become(*user)
         if linux:
             # Die with the host. The signal fires when the host *thread* that
             # forked exits: children are spawned from one long-lived thread.
+            # Set after the user switch, which clears it.
             prctl(_kernel.PR_SET_PDEATHSIG, signal.SIGKILL)
             if os.getppid() != host:  # the host died before the line above
                 os._exit(1)
             prctl(_kernel.PR_SET_NO_NEW_PRIVS, 1)
-        if cgroup is not None:
-            cgroup.join()
         for which, value in limits:
             hard = resource.getrlimit(which)[1]
             new = value if hard == resource.RLIM_INFINITY else min(value, hard)
@@ -449,6 +475,31 @@ def _preexec(
             seccomp.install()
 
     return in_child
+
+
+def _become(uid: int, gid: int, groups: tuple[int, ...]) -> None:  # pragma: no cover - child only
+    """Switch the calling root process to ``uid`` for good, and check that it took.
+
+    Groups first, then the group, then the user: each of the first two needs
+    root, which the last gives up, saved ids included.
+
+    Raises:
+        PermissionError: an id is not what was asked, or root can be had back.
+    """
+    os.setgroups(groups)
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    if (
+        os.getresuid() != (uid, uid, uid)
+        or os.getresgid() != (gid, gid, gid)
+        or sorted(os.getgroups()) != sorted(groups)
+    ):
+        raise PermissionError(f"switching to uid {uid}, gid {gid}, groups {groups} did not take")
+    try:
+        os.setuid(0)
+    except PermissionError:
+        return
+    raise PermissionError(f"uid {uid} could become root again")
 
 
 def python_path() -> str:

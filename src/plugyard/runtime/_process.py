@@ -220,7 +220,6 @@ class Child:
                 pass_fds=launch.pass_fds,
                 preexec_fn=launch.preexec,
                 start_new_session=True,
-                user=launch.user,
             )
         except (OSError, subprocess.SubprocessError) as exc:
             for fd in (*host_to_child[1:], *child_to_host[:1]):
