@@ -18,6 +18,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -31,7 +32,7 @@ from plugyard.exceptions import (
     PluginSetupError,
     RemoteError,
 )
-from plugyard.runtime import Sandbox, _cgroup, _isolation, external, probe
+from plugyard.runtime import Sandbox, _cgroup, _isolation, _process, external, probe
 from sandbox_plugins.basic import Echo
 from sandbox_plugins.faults import Faulty
 
@@ -181,6 +182,33 @@ def test_a_program_that_cannot_be_started_fails_the_plugin_and_leaves_nothing(
     assert crash.reason.startswith(f"cannot start '{missing} --serve': ")
     assert "No such file or directory" in crash.reason
     assert left() == before  # its private directory and its cgroup are gone
+
+
+def test_a_step_that_fails_before_exec_is_named_in_the_error(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child's cgroup vanishes before it joins: the error says so, not just "preexec_fn"."""
+    _needs("cgroup")
+    prepare = _isolation.prepare  # what _process starts its children with
+
+    def cgroup_gone(*args: Any, **kwargs: Any) -> _isolation.Launch:
+        launch = prepare(*args, **kwargs)
+        assert launch.cgroup is not None
+        launch.cgroup.path.rmdir()  # gone before the child joins it
+        return launch
+
+    monkeypatch.setattr(_process, "prepare", cgroup_gone)
+    registry.register(Echo)
+    with (
+        PluginManager(registry, isolation="process", sandbox=FAST) as manager,
+        pytest.raises(PluginSetupError) as exc,
+    ):
+        manager.load("Echo")
+    crash = exc.value.__cause__
+    assert isinstance(crash, PluginCrashedError)
+    assert "FileNotFoundError before exec: [Errno 2] No such file or directory" in crash.reason
+    assert "cgroup.procs" in crash.reason
+    assert "preexec_fn" not in crash.reason
 
 
 def test_a_wrong_token_is_refused(registry: Registry, tmp_path: Path) -> None:

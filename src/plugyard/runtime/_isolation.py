@@ -445,6 +445,19 @@ def _preexec(
     # Runs in the child between fork and exec, where coverage records nothing;
     # what it does is tested by its effects (tests/test_sandbox_faults.py).
     def in_child() -> None:  # pragma: no cover
+        try:
+            apply()
+        except BaseException as exc:
+            # subprocess reports it only as "Exception occurred in preexec_fn":
+            # the host reads what it was from the pipe when the start fails.
+            # (Had the moves put fd 3 or 5 at the pipe's old number, the write
+            # fails or goes to the seccomp program, discarded with the child.)
+            with contextlib.suppress(OSError):
+                message = f"{type(exc).__name__} before exec: {exc}"
+                os.write(pipes[1], message.encode(errors="replace"))
+            raise
+
+    def apply() -> None:  # pragma: no cover
         # Move the pipes to 3 and 4 by way of free numbers, so that neither
         # overwrites the other whatever numbers they had.
         moved = [os.dup(fd) for fd in pipes]
@@ -475,6 +488,20 @@ def _preexec(
             seccomp.install()
 
     return in_child
+
+
+def failed_before_exec(fd: int) -> str:
+    """What a child whose start failed wrote on ``fd`` (its pipe to the host) before ``exec``.
+
+    subprocess says only "Exception occurred in preexec_fn"; the pre-exec
+    function writes the exception. Empty if nothing was written: the child
+    has exited by then, and the host still holds the pipe's write end.
+    """
+    os.set_blocking(fd, False)
+    try:
+        return os.read(fd, 4096).decode(errors="replace")
+    except BlockingIOError:
+        return ""
 
 
 def _become(uid: int, gid: int, groups: tuple[int, ...]) -> None:  # pragma: no cover - child only

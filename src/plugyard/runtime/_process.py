@@ -32,7 +32,7 @@ import attrs
 
 from ..exceptions import CallTimeoutError, PluginCrashedError, RemoteError
 from . import _protocol as wire
-from ._isolation import Launch, Sandbox, prepare
+from ._isolation import Launch, Sandbox, failed_before_exec, prepare
 
 log = logging.getLogger("plugyard.sandbox")
 
@@ -222,13 +222,14 @@ class Child:
                 start_new_session=True,
             )
         except (OSError, subprocess.SubprocessError) as exc:
+            failed = failed_before_exec(child_to_host[0]) or str(exc)
             for fd in (*host_to_child[1:], *child_to_host[:1]):
                 os.close(fd)
             shutil.rmtree(launch.cwd, ignore_errors=True)
             if launch.cgroup is not None:
                 launch.cgroup.remove()
             raise PluginCrashedError(
-                self.name, f"cannot start {' '.join(self.argv)!r}: {exc}"
+                self.name, f"cannot start {' '.join(self.argv)!r}: {failed}"
             ) from exc
         finally:
             for fd in (*theirs, *launch.host_fds):
