@@ -207,3 +207,18 @@ def test_without_the_cgroup_the_plugin_still_runs_as_the_user_and_its_groups_alo
     assert seen["uid"] == [want["uid"]] * 3
     assert seen["gid"] == [want["gid"]] * 3
     assert seen["groups"] == want["groups"]
+
+
+def _uid_without_an_entry() -> int:
+    taken = {entry.pw_uid for entry in pwd.getpwall()}
+    return next(uid for uid in range(50_000, 60_000) if uid not in taken)
+
+
+def test_a_uid_without_a_passwd_entry_gets_the_group_of_its_number_alone(
+    registry: Registry, readable: tuple[Venv, Path]
+) -> None:
+    uid = _uid_without_an_entry()
+    _register(registry, readable, "sandbox_plugins.identity:WhoAmI", "whoami")
+    with PluginManager(registry, sandbox=Sandbox(user=uid, require={"user"})) as manager:
+        seen = manager.execute("whoami")
+    assert (seen["uid"], seen["gid"], seen["groups"]) == ([uid] * 3, [uid] * 3, [uid])
