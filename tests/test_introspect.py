@@ -61,7 +61,7 @@ UNUSUAL = {
 
 PARITY = (
     OBJECTS
-    + '''
+    + """
 from plugyard._introspect import iscoroutinefunction, isawaitable, summary
 assert "inspect" not in sys.modules
 ours = {name: iscoroutinefunction(obj) for name, obj in USUAL.items()}
@@ -74,7 +74,7 @@ assert ours["async function"] and ours["async method"] and ours["partial of asyn
 assert ours["async class method"] and ours["partial of async method"]
 assert not ours["function"] and not ours["async generator function"]
 print("ok")
-'''
+"""
 )
 
 
@@ -92,7 +92,7 @@ def test_iscoroutinefunction_answers_as_inspect_does() -> None:
 
 
 def test_isawaitable_answers_as_inspect_does() -> None:
-    """Coroutines, generator-based coroutines and ``__await__`` objects are awaitable; nothing else."""
+    """Coroutines, generator-based coroutines and ``__await__`` objects are awaitable, only they."""
     code = """
     import sys, types
     from plugyard._introspect import isawaitable
@@ -112,7 +112,8 @@ def test_isawaitable_answers_as_inspect_does() -> None:
     theirs = {name: inspect.isawaitable(v) for name, v in values.items()}
     values["coroutine"].close()
     assert ours == theirs, (ours, theirs)
-    assert [n for n, yes in ours.items() if yes] == ["coroutine", "generator coroutine", "awaitable"]
+    yes = [name for name, awaitable in ours.items() if awaitable]
+    assert yes == ["coroutine", "generator coroutine", "awaitable"]
     print("ok")
     """
     assert _run(code).strip() == "ok"
