@@ -164,6 +164,7 @@ print(sorted(sys.modules))
 
 #: What verifying before an import does not need: the signing side and the lookups by name.
 NOT_ON_THE_VERIFIED_PATH = [
+    "attrs",
     "email",
     "importlib.metadata",
     "packaging.tags",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import pickle
 import weakref
+from pathlib import Path
 
 import pytest
 from packaging.version import Version
@@ -141,6 +142,26 @@ def test_match_args_follow_the_fields() -> None:
             assert (name, value) == ("csv", 3)
         case _:
             pytest.fail("MapResult did not match its positional pattern")
+
+
+def test_a_derived_field_is_compared_shown_and_made_again_by_evolve(tmp_path: Path) -> None:
+    """A trusted key's id is made from its key: compared, shown, remade, never passed in."""
+    from plugyard.trust import TrustedKey, generate_key, key_id, load_private_key
+
+    first = load_private_key(generate_key(tmp_path / "one")[0]).public_key()
+    second = load_private_key(generate_key(tmp_path / "two")[0]).public_key()
+    key = TrustedKey(first, "release")
+    assert key.key_id == key_id(first)
+    assert f"key_id={key_id(first)!r}" in repr(key)
+    assert TrustedKey(first, "release") == key
+    assert hash(TrustedKey(first, "release")) == hash(key)
+    other = evolve(key, key=second)
+    assert other.key_id == key_id(second)
+    assert other != key
+    assert asdict(key)["key_id"] == key.key_id
+    with pytest.raises(TypeError, match="has no field 'key_id'"):
+        evolve(key, key_id="forged")
+    assert TrustedKey.__match_args__ == ("key", "name", "scope")
 
 
 def test_values_can_be_weakly_referenced() -> None:

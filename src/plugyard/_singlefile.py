@@ -16,9 +16,8 @@ import ast
 import re
 from pathlib import Path
 
-import attrs
-
 from ._model import check_name, parse_version
+from ._value import Value
 from .exceptions import InvalidPluginError
 
 #: The suffix of a single-file plugin.
@@ -29,8 +28,7 @@ _UNSAFE = re.compile(r"[^0-9A-Za-z_]")
 _SEPARATORS = re.compile(r"[-_.]+")
 
 
-@attrs.frozen
-class SingleFile:
+class SingleFile(Value):
     """The names of a single-file plugin.
 
     Attributes:
@@ -40,10 +38,18 @@ class SingleFile:
         module: The module name it is imported as.
     """
 
+    __slots__ = ("distribution", "module", "name", "version")
+
     name: str
     version: str
     distribution: str
     module: str
+
+    def __init__(self, name: str, version: str, distribution: str, module: str) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "distribution", distribution)
+        object.__setattr__(self, "module", module)
 
     @property
     def filename(self) -> str:

@@ -5,15 +5,17 @@
 making each attrs class about 0.4 ms more: together some 40% of a first call
 of one installed plugin. So the value types on that path (entry points,
 candidates, plugin infos, trust policies, plans, metrics snapshots, map
-results) derive from :class:`Value` instead. Off that path (events, typed
-configuration, the trust package, the sandbox) attrs stays the tool.
+results, and the keys, manifests and results of verifying before an import)
+derive from :class:`Value` instead. Off that path (events, typed
+configuration, signing, the sandbox) attrs stays the tool.
 
 A subclass names its fields in ``__slots__`` and writes its own ``__init__``
 (so its signature is plain to readers and type checkers), whose parameters
 are the fields in order, setting each once with ``object.__setattr__``. It gets what
 ``@attrs.frozen`` gives: equality and hash over its fields (less those in
 ``_uncompared``; ``_unhashed`` ones take part in equality only), a ``repr``
-(less those in ``_unshown``), assignment refused with :class:`FrozenError`,
+(less those in ``_unshown``; a field ``__init__`` computes from the others
+is listed in ``_derived``), assignment refused with :class:`FrozenError`,
 ``__match_args__``, pickling and copying, and ``copy.replace()``
 (``__replace__``, which :func:`evolve` calls on every Python).
 """
@@ -49,21 +51,27 @@ class Value:
     _unhashed: ClassVar[frozenset[str]] = frozenset()
     #: Fields left out of ``repr``.
     _unshown: ClassVar[frozenset[str]] = frozenset()
+    #: Fields ``__init__`` computes from the others: compared and shown, never passed to it.
+    _derived: ClassVar[tuple[str, ...]] = ()
+    _init_fields: ClassVar[tuple[str, ...]] = ()
     _compared: ClassVar[attrgetter[Any]]
     _hashed: ClassVar[attrgetter[Any]]
     _values: ClassVar[attrgetter[Any]]
+    _init_values: ClassVar[attrgetter[Any]]
     _field_set: ClassVar[frozenset[str]]
     _shown: ClassVar[tuple[str, ...]] = ()
     __match_args__: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
-        # The fields, in order, are __init__'s parameters; each must be a slot.
+        # The fields, in order, are __init__'s parameters, then the derived
+        # ones; each must be a slot.
         init = cls.__dict__.get("__init__")
         if init is None:
             raise TypeError(f"{cls.__qualname__} must define __init__, taking its fields")
         code = init.__code__
-        cls._fields = code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
+        cls._init_fields = code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
+        cls._fields = cls._init_fields + cls._derived
         slots = cls.__dict__.get("__slots__", ())
         if set(cls._fields) != ({slots} if isinstance(slots, str) else set(slots)):
             raise TypeError(
@@ -76,11 +84,12 @@ class Value:
         # One C call gets all the fields (a tuple of them; the field itself when one).
         cls._compared = attrgetter(*compared)
         cls._hashed = attrgetter(*hashed)
-        cls._field_set = frozenset(cls._fields)
-        # Always a tuple, even of one field; zip() with _fields drops the class.
+        cls._field_set = frozenset(cls._init_fields)
+        # Always a tuple, even of one field; zip() with the names drops the class.
         cls._values = attrgetter(*cls._fields, "__class__")
+        cls._init_values = attrgetter(*cls._init_fields, "__class__")
         cls._shown = tuple(f for f in cls._fields if f not in cls._unshown)
-        cls.__match_args__ = cls._fields  # type: ignore[misc]
+        cls.__match_args__ = cls._init_fields  # type: ignore[misc]
 
     def __setattr__(self, name: str, value: object) -> None:
         raise FrozenError(f"{type(self).__qualname__} is frozen: cannot set {name!r}")
@@ -108,7 +117,7 @@ class Value:
         if not self._field_set.issuperset(changes):
             unknown = min(changes.keys() - self._field_set)
             raise TypeError(f"{type(self).__qualname__} has no field {unknown!r}")
-        fields = dict(zip(self._fields, self._values(self), strict=False))
+        fields = dict(zip(self._init_fields, self._init_values(self), strict=False))
         fields.update(changes)
         return self.__class__(**fields)
 

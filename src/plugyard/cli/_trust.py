@@ -11,9 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from .._discovery import EntryPoint, entry_points
+from .._value import evolve
 from ..exceptions import InvalidKeyError, InvalidWheelError
 from ..trust import (
     Keyring,
@@ -119,7 +118,7 @@ def _results(args: argparse.Namespace, keyring: Keyring) -> list[VerificationRes
                 )
             ]
             if problems:
-                result = attrs.evolve(result, problems=(*result.problems, *problems))
+                result = evolve(result, problems=(*result.problems, *problems))
         results.append(result)
     return results
 

@@ -20,11 +20,11 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-import attrs
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .._model import canonical
 from .._singlefile import SingleFile, identify
+from .._value import evolve
 from ..exceptions import InvalidPluginError
 from ._files import read_small
 from ._identity import compare_files, identity_problems
@@ -206,4 +206,4 @@ def verify_file(
 def _named(problems: Iterable[Problem], module_file: str, filename: str) -> Iterable[Problem]:
     """Problems about the module file, named by the file the user has."""
     for problem in problems:
-        yield attrs.evolve(problem, path=filename) if problem.path == module_file else problem
+        yield evolve(problem, path=filename) if problem.path == module_file else problem

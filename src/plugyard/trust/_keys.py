@@ -10,12 +10,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Union
 
-import attrs
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .._model import canonical
+from .._value import Value
 from ._files import read_limited
 from ._problems import InvalidKeyError
 
@@ -197,13 +197,7 @@ def _read_keyring_file(file: Path) -> bytes:
         ) from None
 
 
-def _check_scope(_instance: object, _attribute: object, value: frozenset[str] | None) -> None:
-    if value is not None and any(canonical(p) != p for p in value):
-        raise InvalidKeyError(f"scope {sorted(value)} must hold canonical distribution names")
-
-
-@attrs.frozen
-class TrustedKey:
+class TrustedKey(Value):
     """A public key a verifier trusts, optionally only for some distributions.
 
     Attributes:
@@ -215,14 +209,24 @@ class TrustedKey:
         key_id: The key's id, computed with :func:`key_id`.
     """
 
-    key: Ed25519PublicKey = attrs.field(eq=False)
-    name: str = ""
-    scope: frozenset[str] | None = attrs.field(default=None, validator=_check_scope)
-    key_id: str = attrs.field(init=False)
+    __slots__ = ("key", "key_id", "name", "scope")
+    _uncompared = frozenset({"key"})  # compared by key_id, which is made from it
+    _derived = ("key_id",)
 
-    @key_id.default
-    def _key_id(self) -> str:
-        return key_id(self.key)
+    key: Ed25519PublicKey
+    name: str
+    scope: frozenset[str] | None
+    key_id: str
+
+    def __init__(
+        self, key: Ed25519PublicKey, name: str = "", scope: frozenset[str] | None = None
+    ) -> None:
+        if scope is not None and any(canonical(p) != p for p in scope):
+            raise InvalidKeyError(f"scope {sorted(scope)} must hold canonical distribution names")
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "scope", scope)
+        object.__setattr__(self, "key_id", key_id(key))
 
     def allows(self, distribution: str) -> bool:
         """Whether this key may vouch for ``distribution`` (any spelling)."""
@@ -232,7 +236,7 @@ class TrustedKey:
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.scope)
 
 
-def _check_keys(instance: Keyring, _attribute: object, value: tuple[TrustedKey, ...]) -> None:
+def _check_keys(value: tuple[TrustedKey, ...]) -> None:
     if not value:
         raise InvalidKeyError("a keyring needs at least one key")
     seen: dict[str, str] = {}
@@ -245,17 +249,16 @@ def _check_keys(instance: Keyring, _attribute: object, value: tuple[TrustedKey, 
         seen[key.key_id] = key.name
 
 
-def _check_threshold(instance: Keyring, _attribute: object, value: int) -> None:
+def _check_threshold(keys: tuple[TrustedKey, ...], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidKeyError(f"threshold must be a positive integer, not {value!r}")
-    if value > len(instance.keys):
+    if value > len(keys):
         raise InvalidKeyError(
-            f"threshold {value} can never be met by a keyring of {len(instance.keys)} keys"
+            f"threshold {value} can never be met by a keyring of {len(keys)} keys"
         )
 
 
-@attrs.frozen
-class Keyring:
+class Keyring(Value):
     """The public keys a verifier trusts and how many must sign.
 
     A keyring directory holds public keys as ``<name>.pem`` (or
@@ -272,8 +275,16 @@ class Keyring:
             requires two parties to approve a release.
     """
 
-    keys: tuple[TrustedKey, ...] = attrs.field(validator=_check_keys)
-    threshold: int = attrs.field(default=1, validator=_check_threshold)
+    __slots__ = ("keys", "threshold")
+
+    keys: tuple[TrustedKey, ...]
+    threshold: int
+
+    def __init__(self, keys: tuple[TrustedKey, ...], threshold: int = 1) -> None:
+        _check_keys(keys)
+        _check_threshold(keys, threshold)
+        object.__setattr__(self, "keys", keys)
+        object.__setattr__(self, "threshold", threshold)
 
     @classmethod
     def from_keys(

@@ -9,7 +9,7 @@ import stat
 from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
-import attrs
+from .._value import Value
 
 #: Suffixes of files the import system (or ``site``) may run.
 IMPORTABLE_SUFFIXES = tuple(
@@ -44,8 +44,7 @@ class ModuleFile(NamedTuple):
         return 2 * self.is_package + self.is_extension
 
 
-@attrs.frozen
-class Layout:
+class Layout(Value):
     """The importable shape of a distribution.
 
     Attributes:
@@ -56,9 +55,18 @@ class Layout:
             regular packages: everything below them belongs to the distribution.
     """
 
+    __slots__ = ("modules", "namespaces", "roots")
+
     modules: dict[str, ModuleFile]
     namespaces: frozenset[str]
     roots: tuple[str, ...]
+
+    def __init__(
+        self, modules: dict[str, ModuleFile], namespaces: frozenset[str], roots: tuple[str, ...]
+    ) -> None:
+        object.__setattr__(self, "modules", modules)
+        object.__setattr__(self, "namespaces", namespaces)
+        object.__setattr__(self, "roots", roots)
 
     @property
     def loose_modules(self) -> tuple[ModuleFile, ...]:

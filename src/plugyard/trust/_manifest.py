@@ -18,11 +18,11 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-import attrs
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .._model import canonical
+from .._value import Value
 from ._files import record_hash
 from ._keys import Keyring, key_id
 from ._problems import Problem, ProblemKind
@@ -105,8 +105,7 @@ ManifestFile.digest.__doc__ = "``sha256=`` + urlsafe base64 of its SHA-256, as i
 ManifestFile.size.__doc__ = "Its size in bytes."
 
 
-@attrs.frozen
-class Manifest:
+class Manifest(Value):
     """What a signature vouches for: one wheel's files.
 
     Attributes:
@@ -116,10 +115,20 @@ class Manifest:
         files: Every file but ``RECORD`` and the signature, sorted by path.
     """
 
+    __slots__ = ("dist_info", "files", "name", "version")
+
     name: str
     version: str
     dist_info: str
     files: tuple[ManifestFile, ...]
+
+    def __init__(
+        self, name: str, version: str, dist_info: str, files: tuple[ManifestFile, ...]
+    ) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "dist_info", dist_info)
+        object.__setattr__(self, "files", files)
 
     @property
     def data_dir(self) -> str:
@@ -265,8 +274,7 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     return b"DSSEv1 %d %b %d %b" % (len(kind), kind, len(payload), payload)
 
 
-@attrs.frozen
-class Envelope:
+class Envelope(Value):
     """A parsed DSSE envelope.
 
     Attributes:
@@ -274,8 +282,14 @@ class Envelope:
         signatures: ``(keyid hint or None, raw signature)`` pairs.
     """
 
+    __slots__ = ("payload", "signatures")
+
     payload: bytes
     signatures: tuple[tuple[str | None, bytes], ...]
+
+    def __init__(self, payload: bytes, signatures: tuple[tuple[str | None, bytes], ...]) -> None:
+        object.__setattr__(self, "payload", payload)
+        object.__setattr__(self, "signatures", signatures)
 
     def to_json(self) -> bytes:
         """The envelope as written into the wheel."""
@@ -340,13 +354,21 @@ def _b64(value: object, what: str) -> bytes:
         raise ManifestError(f"{what} is not valid base64") from None
 
 
-@attrs.frozen
-class Opened:
+class Opened(Value):
     """What opening an envelope with a keyring gave."""
+
+    __slots__ = ("manifest", "problems", "signers")
 
     manifest: Manifest | None
     signers: tuple[str, ...]
     problems: tuple[Problem, ...]
+
+    def __init__(
+        self, manifest: Manifest | None, signers: tuple[str, ...], problems: tuple[Problem, ...]
+    ) -> None:
+        object.__setattr__(self, "manifest", manifest)
+        object.__setattr__(self, "signers", signers)
+        object.__setattr__(self, "problems", problems)
 
 
 def open_envelope(data: bytes | None, keyring: Keyring, where: str) -> Opened:

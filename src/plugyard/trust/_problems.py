@@ -6,8 +6,7 @@ import enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import attrs
-
+from .._value import Value
 from ..exceptions import InvalidKeyError, InvalidWheelError, SignatureError
 
 if TYPE_CHECKING:
@@ -82,8 +81,7 @@ class ProblemKind(str, enum.Enum):
         return self.value
 
 
-@attrs.frozen
-class Problem:
+class Problem(Value):
     """One thing verification found wrong.
 
     Attributes:
@@ -95,18 +93,34 @@ class Problem:
         actual: For a hash or name mismatch, what was found.
     """
 
+    __slots__ = ("actual", "expected", "kind", "message", "path")
+
     kind: ProblemKind
     message: str
-    path: str | None = None
-    expected: str | None = None
-    actual: str | None = None
+    path: str | None
+    expected: str | None
+    actual: str | None
+
+    def __init__(
+        self,
+        kind: ProblemKind,
+        message: str,
+        path: str | None = None,
+        expected: str | None = None,
+        actual: str | None = None,
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "kind", kind)
+        _set(self, "message", message)
+        _set(self, "path", path)
+        _set(self, "expected", expected)
+        _set(self, "actual", actual)
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
-@attrs.frozen
-class VerificationResult:
+class VerificationResult(Value):
     """What verifying a wheel or an installed distribution found.
 
     Attributes:
@@ -126,14 +140,46 @@ class VerificationResult:
             hash was checked (empty when verification did not get that far).
     """
 
+    __slots__ = (
+        "distribution",
+        "entry_points",
+        "installed",
+        "location",
+        "manifest",
+        "problems",
+        "signers",
+        "version",
+    )
+
     distribution: str
     version: str | None
     problems: tuple[Problem, ...]
-    signers: tuple[str, ...] = ()
-    manifest: Manifest | None = None
-    location: Path | None = None
-    installed: bool = False
-    entry_points: tuple[tuple[str, str, str], ...] = ()
+    signers: tuple[str, ...]
+    manifest: Manifest | None
+    location: Path | None
+    installed: bool
+    entry_points: tuple[tuple[str, str, str], ...]
+
+    def __init__(
+        self,
+        distribution: str,
+        version: str | None,
+        problems: tuple[Problem, ...],
+        signers: tuple[str, ...] = (),
+        manifest: Manifest | None = None,
+        location: Path | None = None,
+        installed: bool = False,
+        entry_points: tuple[tuple[str, str, str], ...] = (),
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "distribution", distribution)
+        _set(self, "version", version)
+        _set(self, "problems", problems)
+        _set(self, "signers", signers)
+        _set(self, "manifest", manifest)
+        _set(self, "location", location)
+        _set(self, "installed", installed)
+        _set(self, "entry_points", entry_points)
 
     @property
     def ok(self) -> bool:
