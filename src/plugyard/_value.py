@@ -11,13 +11,15 @@ configuration, signing, the sandbox) attrs stays the tool.
 
 A subclass names its fields in ``__slots__`` and writes its own ``__init__``
 (so its signature is plain to readers and type checkers), whose parameters
-are the fields in order, setting each once with ``object.__setattr__``. It gets what
-``@attrs.frozen`` gives: equality and hash over its fields (less those in
-``_uncompared``; ``_unhashed`` ones take part in equality only), a ``repr``
-(less those in ``_unshown``; a field ``__init__`` computes from the others
-is listed in ``_derived``), assignment refused with :class:`FrozenError`,
-``__match_args__``, pickling and copying, and ``copy.replace()``
-(``__replace__``, which :func:`evolve` calls on every Python).
+are the fields in order, setting each once with ``object.__setattr__``; a
+field ``__init__`` computes from the others is named in ``_derived``.
+
+It gets what ``@attrs.frozen`` gives: equality and hash over its fields
+(less those in ``_uncompared``; those in ``_unhashed`` take part in
+equality only), a ``repr`` (less those in ``_unshown``), assignment refused
+with :class:`FrozenError`, ``__match_args__``, pickling and copying, and
+``copy.replace()`` (``__replace__``, which :func:`evolve` calls on every
+Python).
 """
 
 from __future__ import annotations
