@@ -451,3 +451,26 @@ def test_crashes_restart_with_backoff_then_the_breaker_opens(
         assert manager.load("Faulty").execute("ok") == "ok"  # a new start resets the breaker
     assert [e.returncode for e in seen] == [3, 3, 3]
     assert plugyard.PluginCrashed is PluginCrashed
+
+
+@pytest.mark.parametrize(
+    ("user", "error", "match"),
+    [
+        ("no-such-user-here", ValueError, "this machine has no user 'no-such-user-here'"),
+        (-1, ValueError, "a uid is not negative"),
+        (True, TypeError, "a user name or uid, not True"),
+        (1.5, TypeError, "a user name or uid, not 1.5"),
+    ],
+)
+def test_a_user_that_cannot_be_is_refused_when_the_policy_is_made(
+    user: object, error: type[Exception], match: str
+) -> None:
+    """Sandbox(user=...) names a user the machine has, or a uid, before anything starts."""
+    with pytest.raises(error, match=match):
+        Sandbox(user=user)  # type: ignore[arg-type]
+
+
+def test_a_user_the_machine_has_or_any_uid_is_accepted() -> None:
+    """A uid needs no passwd entry: the child then runs with the group of the same number."""
+    assert Sandbox(user="root").user == "root"
+    assert Sandbox(user=54321).user == 54321

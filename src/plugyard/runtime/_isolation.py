@@ -73,6 +73,27 @@ def _check_layers(
         raise ValueError(f"{attribute.name}: unknown layers {unknown}; the layers are {LAYERS}")
 
 
+def _check_user(
+    instance: object, attribute: attrs.Attribute[int | str | None], value: int | str | None
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | str | None):
+        raise TypeError(f"{attribute.name}: a user name or uid, not {value!r}")
+    if isinstance(value, int) and value < 0:
+        raise ValueError(f"{attribute.name}: a uid is not negative, not {value!r}")
+    if isinstance(value, str):
+        try:
+            import pwd
+        except ImportError:  # no POSIX users: the layer is reported missing instead
+            return
+        try:
+            pwd.getpwnam(value)
+        except KeyError:
+            raise ValueError(
+                f"{attribute.name}: this machine has no user {value!r}; name one it has "
+                "(see /etc/passwd), or give a uid"
+            ) from None
+
+
 @attrs.frozen
 class Sandbox:
     """How an isolated plugin's process is confined and supervised.
@@ -84,10 +105,10 @@ class Sandbox:
         processes: Processes and threads the plugin may add (``RLIMIT_NPROC``,
             counted over its user: the user's tasks at start plus this many).
         user: A user name or uid to run the plugin as (the host must be
-            root), with that user's groups (a uid without a passwd entry:
-            the group of the same number alone); ``None`` runs it as the
-            host's own user. The plugin's interpreter and code must be
-            readable by that user.
+            root; a name must be one this machine has), with that user's
+            groups (a uid without a passwd entry: the group of the same
+            number alone); ``None`` runs it as the host's own user. The
+            plugin's interpreter and code must be readable by that user.
         landlock: Use Landlock where the kernel has it: reading anywhere,
             writing only in the private directory, no TCP.
         seccomp: Use the seccomp filter where the kernel has it.
@@ -115,7 +136,7 @@ class Sandbox:
     cpu_seconds: int | None = 300
     open_files: int | None = 256
     processes: int | None = 64
-    user: int | str | None = None
+    user: int | str | None = attrs.field(default=None, validator=_check_user)
     landlock: bool = True
     seccomp: bool = True
     bwrap: bool = True
@@ -268,8 +289,8 @@ def _user(policy: Sandbox) -> tuple[int, int, tuple[int, ...]] | None:
         else:
             entry = pwd.getpwuid(policy.user)
     except KeyError:
-        if isinstance(policy.user, str):
-            raise
+        if isinstance(policy.user, str):  # removed since the policy was made
+            raise ValueError(f"user: this machine has no user {policy.user!r}") from None
         return policy.user, policy.user, (policy.user,)
     return entry.pw_uid, entry.pw_gid, tuple(os.getgrouplist(entry.pw_name, entry.pw_gid))
 
