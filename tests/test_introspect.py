@@ -1,12 +1,13 @@
 """plugyard._introspect gives inspect's answers, and imports inspect only for unusual objects.
 
-Each check runs in a fresh interpreter: pytest itself imports inspect, and
-with inspect imported the functions defer to it, which would hide a wrong
-answer of their own.
+Each check runs in a fresh interpreter, not measured by coverage: pytest
+and coverage import inspect, and with inspect imported the functions defer
+to it, which would hide a wrong answer of their own.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -79,8 +80,15 @@ print("ok")
 
 
 def _run(code: str) -> str:
+    # Unmeasured under coverage's patch = ["subprocess"]: coverage imports
+    # inspect as it starts, which is the one thing these checks must not see.
+    env = {k: v for k, v in os.environ.items() if k != "COVERAGE_PROCESS_CONFIG"}
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=False
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
