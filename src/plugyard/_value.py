@@ -125,7 +125,7 @@ class Value:
 
 
 def evolve(value: V, **changes: Any) -> V:
-    """A copy of ``value`` with ``changes`` applied (``copy.replace`` before Python 3.13)."""
+    """A copy of ``value`` with ``changes`` applied: ``copy.replace`` on any Python."""
     return value.__replace__(**changes)
 
 
