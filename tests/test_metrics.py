@@ -10,13 +10,15 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from hypothesis import given, settings, strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 import plugyard
+from plugyard._handles import Gate, PluginHandle, open_gate
 from plugyard._metrics import (
     LATENCY_BUCKETS,
     GroupMetrics,
@@ -107,9 +109,20 @@ def test_eight_threads_of_100000_calls_are_counted_exactly() -> None:
     assert snapshot.last_error.startswith("ValueError(")
 
 
+def gate(
+    metrics: PluginMetrics,
+    fn: Callable[..., Any],
+    calls: list[None] | None = None,
+    redirect: Callable[[Any], Any] = lambda data: None,
+) -> Gate:
+    """The gate of an active plugin whose ``execute`` is ``fn``, recording in ``metrics``."""
+    handle = cast("PluginHandle", SimpleNamespace(name="p", execute=redirect))
+    return open_gate(handle, SimpleNamespace(execute=fn), [] if calls is None else calls, metrics)
+
+
 def guarded(metrics: PluginMetrics, fn: Callable[..., Any], calls: list[None] | None = None) -> Any:
     """The callable a handle of an active plugin holds, never closed."""
-    return metrics.wrap_guarded(fn, [] if calls is None else calls, [False], lambda data: None)
+    return gate(metrics, fn, calls).execute
 
 
 def test_the_guarded_wrapper_counts_exactly_under_threads() -> None:
@@ -541,11 +554,11 @@ def test_a_closed_guarded_wrapper_redirects_uncounted() -> None:
     """After a teardown closed it, a stale caller is handed on and counts nowhere."""
     metrics = PluginMetrics("p", "g")
     calls: list[None] = []
-    closed = [False]
     seen: list[Any] = []
-    call = metrics.wrap_guarded(lambda data: ("old", data), calls, closed, seen.append)
+    opened = gate(metrics, lambda data: ("old", data), calls, seen.append)
+    call = opened.execute
     assert call(1) == ("old", 1)
-    closed[0] = True
+    opened.closed = True
     assert call(2) is None
     assert seen == [2]
     assert calls == []

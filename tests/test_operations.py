@@ -27,6 +27,7 @@ from plugyard import (
     Registry,
     to_prometheus,
 )
+from plugyard._handles import Gate
 from plugyard.exceptions import (
     ConfigError,
     DependencyFailedError,
@@ -196,7 +197,8 @@ def test_metrics_off_counts_nothing_but_still_reaches_the_plugin(registry: Regis
     manager = PluginManager(registry, metrics=False)
     handle = manager.get("top")
     assert handle.execute(3) == 8
-    assert handle.execute.__name__ == "call"  # the drain counter, without a metrics wrapper
+    # The drain counter's gate, not the metered one.
+    assert type(handle.execute.__self__) is Gate  # type: ignore[attr-defined]
     with pytest.raises(PluginError, match="metrics are off"):
         manager.metrics()
 

@@ -18,15 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from . import _log
 from ._candidate import Candidate
-from ._handles import (
-    PluginHandle,
-    counted,
-    lazy,
-    method_caller,
-    no_execute,
-    refusing,
-    refusing_call,
-)
+from ._handles import MISSING, Gate, PluginHandle, open_gate
 from ._introspect import isawaitable, iscoroutinefunction
 from ._metrics import GroupMetrics
 from ._model import FunctionPlugin, PluginContext, PluginInfo, PluginState
@@ -62,16 +54,18 @@ _EVENTS: dict[PluginState, str] = {
 class Slot:
     """The mutable runtime state of one plugin; changed only under the manager's lock.
 
-    ``calls`` holds one item per call in flight on the active instance.
+    ``calls`` holds one item per call in flight on the active instance. Its
+    methods are what the handle calls while the plugin is not active: load
+    it first, or refuse.
     """
 
     __slots__ = (
         "attempted",
         "calls",
         "candidate",
-        "closed",
         "config",
         "error",
+        "gate",
         "handle",
         "instance",
         "lifecycle",
@@ -88,8 +82,8 @@ class Slot:
         # The config the active instance runs with: its config_type's instance, or a mapping.
         self.config: Any = _EMPTY
         self.calls: list[None] = []
-        # The flag of the counted callable calls reach while active.
-        self.closed: list[bool] = [True]
+        # What the handle calls while the plugin is active; None before.
+        self.gate: Gate | None = None
         # Whether importing the candidate's entry point was tried (it is not tried twice).
         self.attempted = candidate.imported
         handle._attach(self)
@@ -103,6 +97,23 @@ class Slot:
     def info(self) -> PluginInfo:
         """What is known of the plugin."""
         return self.candidate.info
+
+    def load_then_execute(self, data: Any = MISSING, /) -> Any:
+        """Load the plugin, then call its ``execute``: a handle's first call."""
+        handle = self.lifecycle.load(self.name)
+        return handle.execute() if data is MISSING else handle.execute(data)
+
+    def load_then_call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Load the plugin, then call its method ``method``: a handle's first ``call``."""
+        return self.lifecycle.load(self.name).call(method, *args, **kwargs)
+
+    def refuse(self, data: Any = MISSING, /) -> Any:
+        """Raise why the plugin cannot be called now: a handle's ``execute`` meanwhile."""
+        raise self.refusal()
+
+    def refuse_call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The same refusal, for :meth:`PluginHandle.call`."""
+        raise self.refusal()
 
     def refusal(self) -> PluginError:
         """Why a call cannot reach this plugin now, as the error to raise."""
@@ -229,7 +240,7 @@ class Lifecycle:
     def new_slot(self, candidate: Candidate, handle: PluginHandle) -> Slot:
         """A slot for a candidate that has just become known."""
         slot = Slot(candidate, handle, self)
-        handle.execute, handle._call = lazy(candidate.name, self.load)
+        handle.execute, handle._call = slot.load_then_execute, slot.load_then_call
         return slot
 
     def transition(self, slot: Slot, state: PluginState, error: PluginError | None = None) -> None:
@@ -243,9 +254,9 @@ class Lifecycle:
         else:
             self.started.pop(name, None)
             if state is PluginState.DISCOVERED:
-                slot.handle.execute, slot.handle._call = lazy(name, self.load)
+                slot.handle.execute, slot.handle._call = slot.load_then_execute, slot.load_then_call
             elif state is not PluginState.LOADED:
-                slot.handle.execute, slot.handle._call = refusing(slot), refusing_call(slot)
+                slot.handle.execute, slot.handle._call = slot.refuse, slot.refuse_call
         if state is PluginState.FAILED:
             assert error is not None  # noqa: S101 - a failure has its error
             log.warning("%s", error)
@@ -329,8 +340,9 @@ class Lifecycle:
     def close(self, slots: Iterable[Slot]) -> None:
         """Stop new calls reaching the instances of ``slots``; calls in flight go on."""
         for slot in slots:
-            slot.handle.execute, slot.handle._call = refusing(slot), refusing_call(slot)
-            slot.closed[0] = True
+            slot.handle.execute, slot.handle._call = slot.refuse, slot.refuse_call
+            if slot.gate is not None:
+                slot.gate.closed = True
 
     def reopen(self, slots: Iterable[Slot]) -> None:
         """Let calls reach the instances of ``slots`` again (a drain gave up)."""
@@ -344,12 +356,8 @@ class Lifecycle:
         recorder = None
         if self.metrics is not None:
             recorder = self.metrics.plugin(slot.name).version(str(slot.info.version))
-        method = getattr(slot.instance, "execute", None)
-        if method is None:
-            handle.execute, slot.closed = counted(handle, no_execute(slot.name), slot.calls)
-        else:
-            handle.execute, slot.closed = counted(handle, method, slot.calls, recorder)
-        handle._call = method_caller(handle, slot.instance, slot.calls, slot.closed, recorder)
+        slot.gate = gate = open_gate(handle, slot.instance, slot.calls, recorder)
+        handle.execute, handle._call = gate.execute, gate.call
 
     def replace(
         self,
@@ -377,11 +385,12 @@ class Lifecycle:
             The list the replaced instance's calls in flight are counted in:
             wait for it with :meth:`wait` before tearing that instance down.
         """
-        replaced, closed = slot.calls, slot.closed
+        replaced, gate = slot.calls, slot.gate
         slot.candidate, slot.instance, slot.config = candidate, instance, config
         slot.calls = [] if calls is None else calls
         self._open(slot)
-        closed[0] = True
+        if gate is not None:
+            gate.closed = True
         return replaced
 
     def drain(self, slots: Sequence[Slot], timeout: float) -> None:
@@ -428,7 +437,7 @@ class Lifecycle:
         """
         interrupt: BaseException | None = None
         for slot in slots:
-            instance, slot.instance = slot.instance, None
+            instance, slot.instance, slot.gate = slot.instance, None, None
             slot.config = _EMPTY
             self.transition(slot, PluginState.UNLOADED)
             raised = self.run_teardown(slot.name, instance, invoke)

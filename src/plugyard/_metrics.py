@@ -1,11 +1,11 @@
 """Per-plugin metrics: calls, errors, in-flight calls, latency, import and setup time.
 
-The hot path is the wrapper :meth:`PluginMetrics.wrap_guarded` returns: it counts
-every call exactly, from any number of threads, without a lock. Each thread
-counts into its own slot (a list that only that thread writes), and
-:meth:`PluginMetrics.snapshot` adds the slots up. When a thread ends, its slot
-is folded into a total under a lock, so threads that come and go cost no
-memory.
+The hot path is the gate an active plugin's handle calls
+(:class:`plugyard._handles.MeteredGate`): it counts every call exactly, from
+any number of threads, without a lock. Each thread counts into its own slot
+(a list that only that thread writes), and :meth:`PluginMetrics.snapshot`
+adds the slots up. When a thread ends, its slot is folded into a total under
+a lock, so threads that come and go cost no memory.
 
 Latencies go into a histogram of fixed buckets whose upper bounds are the
 powers of two nanoseconds from 1.024 µs to about 137 s
@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from ._introspect import isawaitable, iscoroutinefunction
+from ._introspect import isawaitable
 from ._public import present_top_level as _present_top_level
 from ._value import Value
 
@@ -245,9 +245,10 @@ class _Token:
 class PluginMetrics:
     """Records the metrics of one plugin.
 
-    Wrap the callables to measure with :meth:`wrap_guarded`; record import and setup
-    times with :meth:`record_import` and :meth:`record_setup`; read everything
-    with :meth:`snapshot`. Safe to use from any number of threads.
+    Calls are recorded by the gate of an active plugin's handle, or through
+    :meth:`measure`; record import and setup times with :meth:`record_import`
+    and :meth:`record_setup`; read everything with :meth:`snapshot`. Safe to
+    use from any number of threads.
 
     Args:
         plugin: The plugin's name.
@@ -273,9 +274,9 @@ class PluginMetrics:
         self.plugin = plugin
         self.group = group
         self._clock = clock
-        # What counts calls is made by the first wrap or measure (see _calls):
-        # a plugin's own recorder holds only its versions', and a thousand
-        # plugins must not cost a thousand unused thread-local stores.
+        # What counts calls is made by the first call (see _calls): a
+        # thousand plugins loaded and not called must not cost a thousand
+        # unused thread-local stores.
         self._slots: _Slots | None = None
         self._local: threading.local | None = None
         self._last_error: tuple[str, float] | None = None
@@ -315,113 +316,6 @@ class PluginMetrics:
         except Exception:
             text = f"<{type(error).__qualname__} (repr() failed)>"
         self._last_error = (text, time.time())
-
-    def wrap_guarded(
-        self,
-        fn: Callable[..., Any],
-        calls: list[None],
-        closed: list[bool],
-        redirect: Callable[[Any], Any],
-    ) -> Callable[..., Any]:
-        """Return a callable that calls ``fn`` with one optional argument and records the call.
-
-        Every call is counted once it returns or raises; one that raises
-        (any :class:`BaseException`) counts as an error and becomes the last
-        error. A coroutine function gets a coroutine function wrapper that
-        measures the whole awaited call. The call is kept in ``calls`` while
-        it runs.
-
-        This is the callable of an active plugin's handle: one closure that
-        both records the call and lets a teardown wait for it. Once
-        ``closed[0]`` is true, a call is handed to ``redirect`` (with its
-        argument, :data:`NO_ARGUMENT` when there is none) instead of ``fn``,
-        uncounted.
-        """
-        # Only what every call reads is held in a cell; the rare paths (a
-        # thread's first call, an error) go through the recorder, so that a
-        # thousand plugins hold fewer objects for the collector to walk.
-        recorder = self
-        # The thread-local store is made by the first call, not here: a
-        # thousand plugins loaded and not called hold none (each costs the
-        # collector more than anything else a loaded plugin holds). Until
-        # then ``local`` is None, whose missing ``slot`` takes the same path
-        # as a thread's first call.
-        local: threading.local | None = self._local
-        clock = self._clock
-        enter = calls.append
-        leave = calls.pop
-
-        # The slot layout (see _SLOT_SIZE) is spelt with literal indexes, the
-        # bucket index is inlined and the bookkeeping is written out twice
-        # rather than in a finally block: each saves a measurable part of the
-        # overhead. A call is counted (its bucket) before its error, so that
-        # a copy of the slot never holds more errors than calls. ``calls``
-        # holds the call from before the closed check to after the
-        # bookkeeping, so a drain sees it whole.
-        if iscoroutinefunction(fn):
-
-            async def call_async(data: Any = NO_ARGUMENT, /) -> Any:
-                nonlocal local
-                enter(None)
-                if closed[0]:
-                    leave()
-                    result = redirect(data)
-                    return (await result) if isawaitable(result) else result
-                try:
-                    slot = local.slot  # type: ignore[union-attr]
-                except AttributeError:
-                    slot = recorder._new_slot()
-                    local = recorder._local
-                slot[0] += 1
-                start = clock()
-                try:
-                    result = await (fn() if data is NO_ARGUMENT else fn(data))
-                except BaseException as exc:
-                    elapsed = clock() - start
-                    slot[2] += elapsed
-                    slot[(elapsed - 1).bit_length() + 3] += 1
-                    slot[1] += 1
-                    leave()
-                    recorder._note_error(exc)
-                    raise
-                elapsed = clock() - start
-                slot[2] += elapsed
-                slot[(elapsed - 1).bit_length() + 3] += 1
-                leave()
-                return result
-
-            return call_async
-
-        def call(data: Any = NO_ARGUMENT, /) -> Any:
-            nonlocal local
-            enter(None)
-            if closed[0]:
-                leave()
-                return redirect(data)
-            try:
-                slot = local.slot  # type: ignore[union-attr]
-            except AttributeError:
-                slot = recorder._new_slot()
-                local = recorder._local
-            slot[0] += 1
-            start = clock()
-            try:
-                result = fn() if data is NO_ARGUMENT else fn(data)
-            except BaseException as exc:
-                elapsed = clock() - start
-                slot[2] += elapsed
-                slot[(elapsed - 1).bit_length() + 3] += 1
-                slot[1] += 1
-                leave()
-                recorder._note_error(exc)
-                raise
-            elapsed = clock() - start
-            slot[2] += elapsed
-            slot[(elapsed - 1).bit_length() + 3] += 1
-            leave()
-            return result
-
-        return call
 
     def measure(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call ``fn(*args, **kwargs)`` and record the call, as the wrappers do.
@@ -469,14 +363,16 @@ class PluginMetrics:
     def version(self, version: str) -> PluginMetrics:
         """The recorder of the calls one version answers, counted in this one's snapshot too.
 
-        Wrap a version's callables with the returned recorder's
-        :meth:`wrap_guarded`: the plugin's totals go on across versions, and
-        :attr:`MetricsSnapshot.versions` says how many calls each answered.
+        Record a version's calls with the returned recorder: the plugin's
+        totals go on across versions, and :attr:`MetricsSnapshot.versions`
+        says how many calls each answered.
         """
         recorder = self._versions.get(version)
         if recorder is None:
             with _MADE:
                 recorder = self._versions.get(version)
+                if recorder is None:
+                    recorder = self._versions.get(version)
                 if recorder is None:
                     recorder = PluginMetrics(self.plugin, self.group, clock=self._clock)
                     self._versions = {**self._versions, version: recorder}

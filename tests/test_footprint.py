@@ -1,0 +1,67 @@
+"""What a loaded plugin costs the process: objects for the collector to walk, and bytes.
+
+Each object the cyclic collector tracks is walked by every full collection,
+so what a loaded plugin holds is paid again as the host grows (issue 14's
+``load_all`` and ``shutdown`` rows at N = 10,000). The bounds below are what
+the design holds, counted here with the collector's own list: a slot, a
+handle, a candidate, the instance, one gate per activation (with its calls
+list and the three bound methods a handle reaches), and with metrics on the
+plugin's recorder and its version's.
+"""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+from collections import Counter
+
+import pytest
+
+import plugyard
+
+N = 300
+
+
+class _Plugin:
+    def execute(self, data: object) -> object:
+        return data
+
+
+def _loaded(metrics: bool) -> tuple[plugyard.PluginManager, Counter[str], int]:
+    """Load N registered plugins; what the load added, by type, and the bytes it still holds."""
+    registry = plugyard.Registry("footprint")
+    for i in range(N):
+        registry.register(type(f"Plugin{i}", (_Plugin,), {}), name=f"plugin{i}")
+    manager = plugyard.PluginManager(registry, entry_points=False, metrics=metrics)
+    manager.states()  # listed: what a load adds is what is counted
+    gc.collect()
+    before = {id(obj) for obj in gc.get_objects()}
+    tracemalloc.start()
+    try:
+        manager.load_all()
+        gc.collect()
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    added = Counter(type(obj).__name__ for obj in gc.get_objects() if id(obj) not in before)
+    return manager, added, held
+
+
+@pytest.mark.parametrize(("metrics", "most"), [(True, 12), (False, 10)])
+def test_a_loaded_plugin_holds_few_objects_for_the_collector(metrics: bool, most: int) -> None:
+    manager, added, _ = _loaded(metrics)
+    assert set(manager.states().values()) == {plugyard.PluginState.ACTIVE}
+    per_plugin = sum(added.values()) / N
+    assert per_plugin <= most + 0.1, added.most_common(12)
+    # One gate per active plugin, the metered one only with metrics.
+    gates = added["MeteredGate"] if metrics else added["Gate"]
+    assert gates == N, added.most_common(12)
+
+
+def test_the_gate_lets_the_instance_go_at_shutdown() -> None:
+    """A torn-down plugin's instance is freed; its slot no longer holds the gate."""
+    manager, _, _ = _loaded(metrics=True)
+    manager.shutdown()
+    gc.collect()
+    assert not [obj for obj in gc.get_objects() if isinstance(obj, _Plugin)]
+
