@@ -6,7 +6,7 @@ so what a loaded plugin holds is paid again as the host grows (issue 14's
 the design holds, counted here with the collector's own list: a slot, a
 handle, a candidate, the instance, one gate per activation (with its calls
 list and the three bound methods a handle reaches), and with metrics on the
-plugin's recorder and its version's.
+plugin's recorder.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _loaded(metrics: bool) -> tuple[plugyard.PluginManager, Counter[str], int]:
     return manager, added, held
 
 
-@pytest.mark.parametrize(("metrics", "most"), [(True, 12), (False, 10)])
+@pytest.mark.parametrize(("metrics", "most"), [(True, 11), (False, 10)])
 def test_a_loaded_plugin_holds_few_objects_for_the_collector(metrics: bool, most: int) -> None:
     manager, added, _ = _loaded(metrics)
     assert set(manager.states().values()) == {plugyard.PluginState.ACTIVE}
@@ -65,3 +65,8 @@ def test_the_gate_lets_the_instance_go_at_shutdown() -> None:
     gc.collect()
     assert not [obj for obj in gc.get_objects() if isinstance(obj, _Plugin)]
 
+
+def test_a_loaded_plugin_holds_about_a_kilobyte_with_metrics() -> None:
+    """Measured at about 1.27 kB on CPython 3.11; it was 2.7 kB before the gates."""
+    _, _, held = _loaded(metrics=True)
+    assert held / N < 1_600

@@ -599,3 +599,50 @@ def test_a_wrapped_method_holds_no_thread_store_until_its_first_call() -> None:
     assert isinstance(stores[1], threading.local)
     assert call() == "done"
     assert metrics.snapshot().calls == 2
+
+
+def test_each_version_is_counted_apart_and_in_the_plugins_totals() -> None:
+    """The first version is counted by the plugin's recorder itself; later ones apart."""
+    metrics = PluginMetrics("p", "g")
+    first = metrics.version("1.0")
+    assert first is metrics  # most plugins never have a second version: no second recorder
+    second = metrics.version("2.0")
+    assert second is not metrics
+    assert metrics.version("1.0") is first
+    assert metrics.version("2.0") is second
+    guarded(first, lambda data: data)(1)
+    guarded(second, lambda data: data)(2)
+    guarded(second, lambda data: data)(3)
+    with pytest.raises(ValueError, match="late"):
+        guarded(second, lambda data: (_ for _ in ()).throw(ValueError("late")))(4)
+    snapshot = metrics.snapshot()
+    assert dict(snapshot.versions) == {"1.0": 1, "2.0": 3}
+    assert (snapshot.calls, snapshot.errors) == (4, 1)
+    assert snapshot.last_error == "ValueError('late')"
+
+
+def test_a_recorder_asked_for_no_version_reports_none() -> None:
+    metrics = PluginMetrics("p", "g")
+    guarded(metrics, lambda data: data)(1)
+    snapshot = metrics.snapshot()
+    assert (snapshot.calls, dict(snapshot.versions)) == (1, {})
+
+
+def test_versions_asked_for_from_many_threads_get_one_recorder_each() -> None:
+    metrics = PluginMetrics("p", "g")
+    start = threading.Barrier(8)
+    got: list[tuple[str, PluginMetrics]] = []
+
+    def worker(i: int) -> None:
+        start.wait()
+        version = f"{i % 2}.0"
+        got.append((version, metrics.version(version)))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    by_version = {version: {id(r) for v, r in got if v == version} for version, _ in got}
+    assert all(len(ids) == 1 for ids in by_version.values()), by_version
+    assert len({next(iter(ids)) for ids in by_version.values()}) == 2

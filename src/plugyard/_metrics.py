@@ -61,6 +61,10 @@ _NBUCKETS = len(LATENCY_BUCKETS) + 1
 NO_ARGUMENT: Any = object()
 
 
+#: The later versions of a recorder that has none: shared, never changed.
+_NO_VERSIONS: Mapping[str, PluginMetrics] = MappingProxyType({})
+
+
 def _readonly(value: Mapping[str, int]) -> Mapping[str, int]:
     return MappingProxyType(dict(value))
 
@@ -258,6 +262,7 @@ class PluginMetrics:
 
     __slots__ = (
         "_clock",
+        "_first",
         "_import_time",
         "_last_error",
         "_local",
@@ -282,8 +287,11 @@ class PluginMetrics:
         self._last_error: tuple[str, float] | None = None
         self._import_time: float | None = None
         self._setup_time: float | None = None
-        # The recorders of each version's calls; added to, never removed.
-        self._versions: dict[str, PluginMetrics] = {}
+        # The version whose calls this recorder counts itself: the first one
+        # asked for (most plugins never have a second), or None.
+        self._first: str | None = None
+        # The recorders of each later version's calls; added to, never removed.
+        self._versions: Mapping[str, PluginMetrics] = _NO_VERSIONS
 
     def __repr__(self) -> str:
         return f"<PluginMetrics {self.group}:{self.plugin}>"
@@ -367,12 +375,17 @@ class PluginMetrics:
         totals go on across versions, and :attr:`MetricsSnapshot.versions`
         says how many calls each answered.
         """
+        if self._first == version:
+            return self
         recorder = self._versions.get(version)
         if recorder is None:
             with _MADE:
+                if self._first is None:
+                    self._first = version
+                    return self
+                if self._first == version:
+                    return self
                 recorder = self._versions.get(version)
-                if recorder is None:
-                    recorder = self._versions.get(version)
                 if recorder is None:
                     recorder = PluginMetrics(self.plugin, self.group, clock=self._clock)
                     self._versions = {**self._versions, version: recorder}
@@ -399,6 +412,8 @@ class PluginMetrics:
         totals = self._totals()
         last = self._last_error
         versions: dict[str, int] = {}
+        if self._first is not None:
+            versions[self._first] = sum(totals[_RAW0:])
         for version, recorder in self._versions.items():
             theirs = recorder._totals()
             versions[version] = sum(theirs[_RAW0:])
