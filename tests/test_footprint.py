@@ -18,6 +18,7 @@ from collections import Counter
 import pytest
 
 import plugyard
+from plugyard.testing import MakeDistribution
 
 N = 300
 
@@ -70,3 +71,38 @@ def test_a_loaded_plugin_holds_about_a_kilobyte_with_metrics() -> None:
     """Measured at about 1.27 kB on CPython 3.11; it was 2.7 kB before the gates."""
     _, _, held = _loaded(metrics=True)
     assert held / N < 1_600
+
+
+PLUGIN = """
+class Plugin:
+    def execute(self, data):
+        return data
+"""
+
+
+def test_installed_plugins_share_their_group_and_version_strings(
+    make_distribution: MakeDistribution,
+) -> None:
+    """Equal strings read from many distributions' metadata are one object, not one each."""
+    group = "tests.footprint"
+    for i in range(3):
+        make_distribution(
+            f"tests-footprint{i}",
+            "1.0.0",
+            entry_points={group: {f"plugin{i}": f"tests_footprint{i}:Plugin"}},
+            files={f"tests_footprint{i}.py": PLUGIN},
+        )
+    manager = plugyard.PluginManager(group=group)
+    manager.load_all()
+    candidates = {candidate.name: candidate for candidate in manager.candidates()}
+    eps = [candidates[f"plugin{i}"].entry_point for i in range(3)]
+    assert all(ep is not None for ep in eps)
+    groups = {id(ep.group) for ep in eps if ep is not None}
+    versions = {id(ep.version) for ep in eps if ep is not None}
+    assert (len(groups), len(versions)) == (1, 1)
+    for i, ep in enumerate(eps):
+        info = manager.info(f"plugin{i}")
+        assert ep is not None
+        # The origin is the entry point's value, and the metrics' version key is its version.
+        assert info.origin is ep.value
+        assert next(iter(manager.metrics(f"plugin{i}").versions)) is ep.version

@@ -355,7 +355,10 @@ class Lifecycle:
         # Counted per version, so the counts of a reloaded plugin say who served them.
         recorder = None
         if self.metrics is not None:
-            recorder = self.metrics.plugin(slot.name).version(str(slot.info.version))
+            version = str(slot.info.version)
+            if version == slot.candidate.version:
+                version = slot.candidate.version  # one string for both, the index's
+            recorder = self.metrics.plugin(slot.name).version(version)
         slot.gate = gate = open_gate(handle, slot.instance, slot.calls, recorder)
         handle.execute, handle._call = gate.execute, gate.call
 

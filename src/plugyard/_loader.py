@@ -133,7 +133,10 @@ def bind(info: PluginInfo, ep: EntryPoint) -> PluginInfo:
             f"the plugin declares version {info.version}, but its distribution is "
             f"{ep.distribution} {ep.version}; drop version= from register()",
         )
-    return evolve(info, version=version, distribution=ep.distribution)
+    # The entry point's value names the object as its origin does, mostly:
+    # then one string serves both.
+    origin = ep.value if info.origin == ep.value else info.origin
+    return evolve(info, version=version, distribution=ep.distribution, origin=origin)
 
 
 def credit(candidate: Candidate, distribution: str, version: str | None) -> Candidate:

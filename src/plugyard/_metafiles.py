@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Sequence
 from stat import S_ISDIR
 from typing import Any
@@ -56,7 +57,8 @@ def parse(text: str) -> list[tuple[str, str, str]]:
         if not line or line[0] == "#":
             continue
         if line[0] == "[" and line[-1] == "]":
-            group = line.strip("[]")
+            # One string for every file's group: a thousand plugins keep one.
+            group = sys.intern(line.strip("[]"))
             continue
         if group is None:
             continue
@@ -217,4 +219,5 @@ def read_fast(meta: str, layout: str, key: str, rows: list[Any], deps: list[Any]
     # Only distributions with entry points pay for reading their metadata.
     names = ("METADATA",) if layout == "dist-info" else ("METADATA", "PKG-INFO")
     name, version = name_version(read_head(meta, names, deps))
+    version = sys.intern(version)  # shared with every distribution of the same version
     rows.extend((ep, group, value, name, version, meta, layout, key) for group, ep, value in found)
