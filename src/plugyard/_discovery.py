@@ -211,24 +211,30 @@ def _entry_point(item: EntryPoint | _Row) -> EntryPoint:
     return item if isinstance(item, EntryPoint) else EntryPoint(*item[:7])
 
 
+class _Built(list[EntryPoint]):
+    """A name's entry points, built from the index's rows: told apart from the rows by type."""
+
+    __slots__ = ()
+
+
 class ByName(Mapping[str, list[EntryPoint]]):
     """Entry points by name, each list made from the index's rows when first read.
 
     Iterating, ``in`` and ``len`` read the names alone.
     """
 
-    __slots__ = ("_built", "_lists")
+    __slots__ = ("_lists",)
 
     def __init__(self, lists: dict[str, list[Any]]) -> None:
+        # Each name's rows, replaced by its entry points once built (one dict,
+        # not a second one of what was built); two threads building one at
+        # once make equal lists.
         self._lists = lists
-        # Each name's list once built; two threads building one at once make equal lists.
-        self._built: dict[str, list[EntryPoint]] = {}
 
     def __getitem__(self, name: str) -> list[EntryPoint]:
-        found = self._built.get(name)
-        if found is None:
-            found = self._built[name] = [_entry_point(item) for item in self._lists[name]]
-            self._lists[name] = found  # the rows are not needed again
+        found = self._lists[name]
+        if type(found) is not _Built:
+            found = self._lists[name] = _Built([_entry_point(item) for item in found])
         return found
 
     def __iter__(self) -> Iterator[str]:
