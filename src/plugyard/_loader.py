@@ -14,10 +14,10 @@ from . import _log
 from ._admission import admitted
 from ._candidate import Candidate
 from ._discovery import EntryPoint
-from ._model import PluginInfo
+from ._model import ZERO, PluginInfo
 from ._policy import Gate
-from ._registry import Registry, info_for
-from ._sources import ZERO, load_error, parse_version
+from ._registry import Registry, info_for, origin_of
+from ._sources import load_error, parse_version
 from ._value import evolve
 from .exceptions import PluginConflictError, PluginLoadError, SignatureError
 
@@ -90,16 +90,27 @@ def load(
         )
     declared = registry.find(target)
     if declared is None:
-        declared = info_for(target, group=candidate.group, name=name)
+        # Built with the distribution's version and name at once, not bound after.
+        origin = origin_of(target)
+        info = info_for(
+            target,
+            group=candidate.group,
+            name=name,
+            version=parse_version(ep.version) or ZERO,
+            distribution=ep.distribution,
+            origin=ep.value if origin == ep.value else origin,
+        )
     elif declared.name != name:
         raise load_error(
             ep,
             f"the object is registered as {declared.name!r}; an entry point's "
             "name must be the plugin's name",
         )
+    else:
+        info = bind(declared, ep)
     return evolve(
         candidate,
-        info=bind(declared, ep),
+        info=info,
         target=target,
         version=ep.version,
         entry_point=ep,

@@ -77,6 +77,10 @@ def check_name(name: object, *, what: str = "plugin name") -> str:
     return name
 
 
+#: The version of a plugin that declares none (and of a distribution whose version is invalid).
+ZERO = Version("0")
+
+
 def parse_version(version: object, *, plugin: str | None = None) -> Version:
     """Parse a PEP 440 version, raising :class:`InvalidPluginError` if it is not one."""
     if isinstance(version, Version):

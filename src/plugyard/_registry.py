@@ -6,13 +6,16 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._introspect import summary
-from ._model import DependsOn, PluginInfo, check_name, parse_depends_on, parse_version
+from ._model import ZERO, DependsOn, PluginInfo, check_name, parse_depends_on, parse_version
 from ._public import present_top_level as _present_top_level
 from ._value import Value
 from .exceptions import DuplicatePluginError, InvalidPluginError, PluginNotFoundError
+
+if TYPE_CHECKING:
+    from packaging.version import Version
 
 T = TypeVar("T")
 
@@ -59,12 +62,16 @@ def info_for(
     *,
     group: str,
     name: str | None = None,
-    version: str | None = None,
+    version: str | Version | None = None,
     depends_on: DependsOn | None = None,
     optional_depends_on: DependsOn | None = None,
     distribution: str | None = None,
+    origin: str | None = None,
 ) -> PluginInfo:
     """Validate a plugin declaration and build its :class:`PluginInfo`.
+
+    ``origin`` is the object's ``module:qualname``, given when the caller
+    has that string already (to keep one, not two); computed otherwise.
 
     Raises:
         InvalidPluginError: the object is neither a class nor a callable, or a
@@ -87,9 +94,9 @@ def info_for(
     return PluginInfo(
         name=plugin_name,
         group=check_name(group, what="group name"),
-        version=parse_version("0" if version is None else version, plugin=plugin_name),
+        version=ZERO if version is None else parse_version(version, plugin=plugin_name),
         depends_on=tuple(sorted(required + optional, key=lambda d: d.name)),
-        origin=origin_of(obj),
+        origin=origin_of(obj) if origin is None else origin,
         summary=summary(obj),
         distribution=distribution,
     )

@@ -23,7 +23,7 @@ from packaging.version import InvalidVersion, Version
 from . import _discovery, _log, _versions
 from ._candidate import Candidate, CandidateKind
 from ._discovery import BrokenDistribution, EntryPoint
-from ._model import PluginInfo, PluginState, canonical, check_name
+from ._model import ZERO, PluginInfo, PluginState, canonical, check_name
 from ._value import evolve
 from .exceptions import (
     InvalidPluginError,
@@ -33,7 +33,6 @@ from .exceptions import (
     VersionNotFoundError,
 )
 
-ZERO = Version("0")
 log = _log.Logger("plugyard")
 
 

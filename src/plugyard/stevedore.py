@@ -54,10 +54,10 @@ import stevedore.named
 from . import _admission, _discovery, _resolve
 from ._discovery import EntryPoint as IndexEntryPoint
 from ._manager import PluginManager
-from ._model import PluginInfo
+from ._model import ZERO, PluginInfo
 from ._policy import Gate, TrustPolicy
 from ._registry import Registry, get_registry
-from ._sources import ZERO, parse_version
+from ._sources import parse_version
 from ._value import evolve
 from .exceptions import PluginConflictError, PluginError
 
