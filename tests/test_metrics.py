@@ -646,3 +646,32 @@ def test_versions_asked_for_from_many_threads_get_one_recorder_each() -> None:
     by_version = {version: {id(r) for v, r in got if v == version} for version, _ in got}
     assert all(len(ids) == 1 for ids in by_version.values()), by_version
     assert len({next(iter(ids)) for ids in by_version.values()}) == 2
+
+
+@pytest.mark.parametrize("metered", [True, False])
+@pytest.mark.parametrize("now_async", [True, False])
+def test_a_closed_async_gate_hands_a_stale_call_on_and_awaits_what_it_reaches(
+    metered: bool, now_async: bool
+) -> None:
+    """A stale caller of an async gate gets what the handle holds now, sync or async."""
+    metrics = PluginMetrics("p", "g")
+    calls: list[None] = []
+
+    async def old(data: Any) -> Any:
+        return ("old", data)
+
+    async def new_async(data: Any) -> Any:
+        return ("new", data)
+
+    def new_sync(data: Any) -> Any:
+        return ("new", data)
+
+    handle = cast(
+        "PluginHandle", SimpleNamespace(name="p", execute=new_async if now_async else new_sync)
+    )
+    opened = open_gate(handle, SimpleNamespace(execute=old), calls, metrics if metered else None)
+    assert asyncio.run(opened.execute(1)) == ("old", 1)
+    opened.closed = True
+    assert asyncio.run(opened.execute(2)) == ("new", 2)
+    assert calls == []
+    assert metrics.snapshot().calls == (1 if metered else 0)

@@ -200,6 +200,11 @@ class Gate:
         execute = self.handle.execute
         return execute() if data is MISSING else execute(data)
 
+    async def _redirect_awaited(self, data: Any) -> Any:
+        """:meth:`_redirect` from an ``async def`` gate: what the handle holds now may be sync."""
+        result = self._redirect(data)
+        return (await result) if isawaitable(result) else result
+
     def call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call the instance's method ``method`` (what :meth:`PluginHandle.call` runs)."""
         calls = self.calls
@@ -255,8 +260,7 @@ class AsyncGate(Gate):
         calls.append(None)
         if self.closed:
             calls.pop()
-            result = self._redirect(data)
-            return (await result) if isawaitable(result) else result
+            return await self._redirect_awaited(data)
         method = self.method
         try:
             return await (method() if data is MISSING else method(data))
@@ -357,8 +361,7 @@ class AsyncMeteredGate(MeteredGate):
         calls.append(None)
         if self.closed:
             calls.pop()
-            result = self._redirect(data)
-            return (await result) if isawaitable(result) else result
+            return await self._redirect_awaited(data)
         try:
             slot = self.local.slot  # type: ignore[union-attr]
         except AttributeError:
